@@ -1,0 +1,115 @@
+/**
+ * The library's error taxonomy. Each error has a fixed `name` and `code`.
+ *
+ * - `OSError`: a failed system call; `errno` is positive (as `os.constants.errno`),
+ *   `code` its name ('ECONNREFUSED'), `syscall` the call, message `[Errno 111] Connection refused`.
+ * - `SocketTimeout` (Python's `socket.timeout` / `TimeoutError`): a blocking call with a timeout ran out.
+ * - `GaiError` (Python's `socket.gaierror`): getaddrinfo failed; `errno` is the negative EAI code.
+ * - `KeyError`: an fd or object that is not registered / not in a map.
+ * - `ExitNow`: raised by a handler to leave `loop()`; never swallowed by `handleError`.
+ */
+import { constants as osConstants } from 'node:os';
+import { native } from './native.js';
+
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(osConstants.errno)) {
+  // Aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK) keep the first, canonical name.
+  if (!errnoNames.has(num)) errnoNames.set(num, name);
+}
+
+/** Errno numbers by name (positive), e.g. `errno.ECONNREFUSED === 111`. */
+export const errno: Readonly<Record<string, number>> = osConstants.errno as Record<string, number>;
+
+/** The symbolic name of an errno number, e.g. `errorcode(111) === 'ECONNREFUSED'` (Python's `errno.errorcode`). */
+export function errorcode(num: number): string {
+  return errnoNames.get(Math.abs(num)) ?? `E${Math.abs(num)}`;
+}
+
+/** The C library's text for an errno number, e.g. `strerror(111) === 'Connection refused'`. */
+export function strerror(num: number): string {
+  return native.strerror(Math.abs(num));
+}
+
+/** A failed system call. */
+export class OSError extends Error {
+  override name = 'OSError';
+  /** Positive errno, as in Python and `os.constants.errno`. */
+  readonly errno: number;
+  /** The errno's name, e.g. 'ECONNREFUSED'. */
+  readonly code: string;
+  /** The call that failed, e.g. 'connect'. */
+  readonly syscall: string;
+  /** Python's `strerror`. */
+  readonly strerror: string;
+  /** The file name involved, where there is one (a Unix socket path). */
+  readonly filename?: string;
+
+  constructor(num: number, syscall = '', message?: string, filename?: string) {
+    const n = Math.abs(num);
+    const text = message ?? strerror(n);
+    super(`[Errno ${n}] ${text}${filename !== undefined ? `: '${filename}'` : ''}`);
+    this.errno = n;
+    this.code = errorcode(n);
+    this.syscall = syscall;
+    this.strerror = text;
+    if (filename !== undefined) this.filename = filename;
+  }
+}
+
+/** A blocking socket operation ran past the socket's timeout (Python's `TimeoutError('timed out')`). */
+export class SocketTimeout extends OSError {
+  override name = 'SocketTimeout';
+  constructor(syscall = '') {
+    super(errno.ETIMEDOUT, syscall, 'timed out');
+    this.message = 'timed out';
+  }
+}
+
+/** getaddrinfo failed (Python's `socket.gaierror`); `errno` keeps the EAI sign: e.g. -2 for EAI_NONAME. */
+export class GaiError extends Error {
+  override name = 'GaiError';
+  readonly errno: number;
+  readonly code: string;
+  readonly syscall = 'getaddrinfo';
+  constructor(eai: number, message: string, host?: string) {
+    super(`[Errno ${eai}] ${message}${host ? `: '${host}'` : ''}`);
+    this.errno = eai;
+    this.code = gaiNames.get(eai) ?? 'EAI_UNKNOWN';
+  }
+}
+
+const gaiNames = new Map<number, string>();
+for (const [name, num] of Object.entries(native.constants)) {
+  if (name.startsWith('EAI_')) gaiNames.set(num, name);
+}
+
+/** Python's KeyError: a descriptor or object that is not registered, a missing map entry. */
+export class KeyError extends Error {
+  override name = 'KeyError';
+  readonly code = 'ERR_KEY';
+  readonly key: unknown;
+  constructor(key: unknown, message?: string) {
+    super(message ?? `${String(key)} is not registered`);
+    this.key = key;
+  }
+}
+
+/** Thrown by a handler to leave the loop at once; passes through `handleError`. */
+export class ExitNow extends Error {
+  override name = 'ExitNow';
+  readonly code = 'ERR_EXIT_NOW';
+}
+
+/**
+ * Turns a native result into a value: a negative number becomes an OSError
+ * for `syscall`; anything else is returned as is.
+ */
+export function check<T>(result: T | number, syscall: string, filename?: string): T {
+  if (typeof result === 'number' && result < 0) throw new OSError(-result, syscall, undefined, filename);
+  return result as T;
+}
+
+/** An OSError EBADF for use of a closed object (Python raises ValueError). */
+export function closedError(what: string, syscall = ''): OSError {
+  return new OSError(errno.EBADF, syscall, `Bad file descriptor (${what} is closed)`);
+}

@@ -1,0 +1,8 @@
+/**
+ * asyncore-native: Python's socket / select / selectors / asyncore /
+ * asynchat / socketserver stack on raw file descriptors.
+ */
+export * from './errors.js';
+export * from './socket.js';
+export { select, Poll, Epoll, toFd, type FileLike, type Waiter } from './select.js';
+export * from './selectors.js';

@@ -1,0 +1,75 @@
+/**
+ * The one place that loads the compiled addon, and the typed shape of what it
+ * exports. Nothing else imports the raw module.
+ *
+ * Conventions of the native surface: functions are named after their
+ * syscall; a result is the syscall's value or `-errno`; misuse from JS throws
+ * TypeError / RangeError. Wait timeouts are milliseconds (negative = forever).
+ *
+ * `ASYNCORE_NATIVE_BUILD` picks the build folder (`build`, `build-cmake`,
+ * `build-asan`); by default node-gyp-build's search from the package root.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** An address as the addon speaks it: `[host, port]`, `[host, port, flowinfo, scopeId]` or a Unix path. */
+export type NativeAddress = [string, number] | [string, number, number, number] | string;
+
+export interface FdWatcherInstance {
+  /** uv_poll_start with UV_READABLE=1 | UV_WRITABLE=2; returns a libuv status (0 or negative). */
+  start(events: number): number;
+  stop(): number;
+  /** uv_close; the fd itself stays open and is the caller's to close afterwards. */
+  close(): void;
+}
+
+export interface NativeBinding {
+  constants: Record<string, number>;
+  socket(family: number, type: number, proto: number): number;
+  socketpair(family: number, type: number, proto: number): [number, number] | number;
+  pipe(): [number, number] | number;
+  bind(fd: number, family: number, addr: NativeAddress | Uint8Array): number;
+  connect(fd: number, family: number, addr: NativeAddress | Uint8Array): number;
+  listen(fd: number, backlog: number): number;
+  accept4(fd: number, flags: number): [number, NativeAddress] | number;
+  send(fd: number, buf: Uint8Array, offset: number, length: number, flags: number): number;
+  recv(fd: number, buf: Uint8Array, offset: number, length: number, flags: number): number;
+  sendto(fd: number, buf: Uint8Array, offset: number, length: number, flags: number, family: number, addr: NativeAddress | Uint8Array): number;
+  recvfrom(fd: number, buf: Uint8Array, offset: number, length: number, flags: number): [number, NativeAddress | null] | number;
+  read(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  write(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  shutdown(fd: number, how: number): number;
+  close(fd: number): number;
+  dup(fd: number): number;
+  setsockopt(fd: number, level: number, option: number, value: number | boolean | Uint8Array): number;
+  getsockopt(fd: number, level: number, option: number, buflen?: number): number | Buffer;
+  getsockname(fd: number): NativeAddress | number | null;
+  getpeername(fd: number): NativeAddress | number | null;
+  /** which: 0 = O_NONBLOCK, 1 = FD_CLOEXEC. */
+  setFlag(fd: number, which: 0 | 1, on: boolean): number;
+  getFlag(fd: number, which: 0 | 1): number;
+  getaddrinfo(host: string | null, port: string | null, family: number, type: number, proto: number, flags: number):
+    | Array<[number, number, number, string, NativeAddress]>
+    | { eai: number; errno: number; message: string };
+  strerror(errno: number): string;
+  select(r: Int32Array, nr: number, w: Int32Array, nw: number, x: Int32Array, nx: number, timeoutMs: number, counts: Int32Array): number;
+  poll(pollfds: Int32Array, nfds: number, timeoutMs: number, outFds?: Int32Array, outEvents?: Uint32Array): number;
+  epollCreate?(flags?: number): number;
+  epollCtl?(epfd: number, op: number, fd: number, events: number): number;
+  epollWait?(epfd: number, outFds: Int32Array, outEvents: Uint32Array, maxevents: number, timeoutMs: number): number;
+  FdWatcher: new (fd: number, callback: (status: number, events: number) => void) => FdWatcherInstance;
+}
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function load(): NativeBinding {
+  const dir = process.env.ASYNCORE_NATIVE_BUILD;
+  if (dir) return require(path.resolve(root, dir, 'Release', 'asyncore_native.node')) as NativeBinding;
+  const gypBuild = require('node-gyp-build') as (dir: string) => unknown;
+  return gypBuild(root) as NativeBinding;
+}
+
+/** The raw addon. */
+export const native: NativeBinding = load();

@@ -1,0 +1,237 @@
+/**
+ * Python's `selectors` module: one contract, three implementations.
+ *
+ * The contract every selector meets (and the suite in test/ checks for each):
+ * - `register(fileobj, events, data?)` → SelectorKey. `events` is a non-zero
+ *   mask of EVENT_READ | EVENT_WRITE (RangeError otherwise); an fd already
+ *   registered is a KeyError; a bad fileobj is TypeError / RangeError.
+ * - `unregister(fileobj)` → the key; KeyError when unknown. Unregistering a
+ *   descriptor that was already closed does not throw.
+ * - `modify(fileobj, events, data?)` → the key; KeyError when unknown.
+ * - `select(timeout?)` → `[key, events][]`, `timeout` in seconds: null /
+ *   undefined waits forever, <= 0 polls. Events are those the key asked for.
+ * - `getKey(fileobj)` (KeyError when unknown), `getMap()` (fileobj → key, read
+ *   only), `close()` (then every method throws OSError EBADF).
+ */
+import * as C from './constants.js';
+import { KeyError, closedError } from './errors.js';
+import { Epoll, Poll, toFd, select as selectFds, type FileLike } from './select.js';
+
+/** Readable interest / readiness. */
+export const EVENT_READ = 1;
+/** Writable interest / readiness. */
+export const EVENT_WRITE = 2;
+
+/** What a selector remembers about one registered object. */
+export interface SelectorKey<T = unknown> {
+  readonly fileobj: FileLike;
+  readonly fd: number;
+  readonly events: number;
+  readonly data: T;
+}
+
+function checkEvents(events: unknown): number {
+  if (typeof events !== 'number' || !Number.isInteger(events)) throw new TypeError('events must be an integer');
+  if (events === 0 || events & ~(EVENT_READ | EVENT_WRITE)) throw new RangeError(`Invalid events: ${events}`);
+  return events;
+}
+
+/** The base of every selector: the bookkeeping, with the kernel part left to subclasses. */
+export abstract class BaseSelector<T = unknown> {
+  protected readonly fdToKey = new Map<number, SelectorKey<T>>();
+  private isClosed = false;
+
+  /** Methods for subclasses: the kernel side of register / unregister / modify / a wait in seconds. */
+  protected abstract osRegister(fd: number, events: number): void;
+  protected abstract osUnregister(fd: number, events: number): void;
+  protected abstract osModify(fd: number, oldEvents: number, events: number): void;
+  protected abstract osSelect(timeout: number | null): Array<[number, number]>;
+
+  protected live(what: string): void {
+    if (this.isClosed) throw closedError('selector', what);
+  }
+
+  /** Finds the key of `fileobj` (by its descriptor), or undefined. */
+  protected lookup(fileobj: FileLike): SelectorKey<T> | undefined {
+    const direct = this.fdToKey.get(typeof fileobj === 'number' ? fileobj : -1);
+    if (direct) return direct;
+    try {
+      return this.fdToKey.get(toFd(fileobj));
+    } catch (e) {
+      // A closed object's fileno() may fail: look it up by identity, as Python does.
+      for (const key of this.fdToKey.values()) if (key.fileobj === fileobj) return key;
+      throw e;
+    }
+  }
+
+  register(fileobj: FileLike, events: number, data?: T): SelectorKey<T> {
+    this.live('register');
+    const ev = checkEvents(events);
+    const fd = toFd(fileobj);
+    if (this.fdToKey.has(fd)) throw new KeyError(fileobj, `${String(fileobj)} (FD ${fd}) is already registered`);
+    const key: SelectorKey<T> = Object.freeze({ fileobj, fd, events: ev, data: data as T });
+    this.osRegister(fd, ev);
+    this.fdToKey.set(fd, key);
+    return key;
+  }
+
+  unregister(fileobj: FileLike): SelectorKey<T> {
+    this.live('unregister');
+    const key = this.lookup(fileobj);
+    if (!key) throw new KeyError(fileobj, `${String(fileobj)} is not registered`);
+    this.fdToKey.delete(key.fd);
+    this.osUnregister(key.fd, key.events);
+    return key;
+  }
+
+  modify(fileobj: FileLike, events: number, data?: T): SelectorKey<T> {
+    this.live('modify');
+    const key = this.lookup(fileobj);
+    if (!key) throw new KeyError(fileobj, `${String(fileobj)} is not registered`);
+    const ev = checkEvents(events);
+    if (ev === key.events && data === key.data) return key;
+    if (ev !== key.events) this.osModify(key.fd, key.events, ev);
+    const next: SelectorKey<T> = Object.freeze({ fileobj: key.fileobj, fd: key.fd, events: ev, data: (arguments.length > 2 ? data : key.data) as T });
+    this.fdToKey.set(key.fd, next);
+    return next;
+  }
+
+  /** Waits up to `timeout` seconds (null: forever; <= 0: do not block). */
+  select(timeout: number | null = null): Array<[SelectorKey<T>, number]> {
+    this.live('select');
+    if (timeout !== null && timeout !== undefined && (typeof timeout !== 'number' || Number.isNaN(timeout)))
+      throw new TypeError('timeout must be a number of seconds or null');
+    const t = timeout === null || timeout === undefined ? null : Math.max(0, timeout);
+    const ready: Array<[SelectorKey<T>, number]> = [];
+    for (const [fd, ev] of this.osSelect(t)) {
+      const key = this.fdToKey.get(fd);
+      if (key && ev & key.events) ready.push([key, ev & key.events]);
+    }
+    return ready;
+  }
+
+  getKey(fileobj: FileLike): SelectorKey<T> {
+    this.live('getKey');
+    const key = this.lookup(fileobj);
+    if (!key) throw new KeyError(fileobj, `${String(fileobj)} is not registered`);
+    return key;
+  }
+
+  /** fileobj → key, read only. */
+  getMap(): ReadonlyMap<FileLike, SelectorKey<T>> {
+    this.live('getMap');
+    return new Map([...this.fdToKey.values()].map((k) => [k.fileobj, k]));
+  }
+
+  close(): void {
+    this.fdToKey.clear();
+    this.isClosed = true;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  [Symbol.for('nodejs.dispose')](): void {
+    this.close();
+  }
+}
+
+/** select(2) behind the selector contract (descriptors < FD_SETSIZE). */
+export class SelectSelector<T = unknown> extends BaseSelector<T> {
+  private readers = new Set<number>();
+  private writers = new Set<number>();
+
+  protected osRegister(fd: number, events: number): void {
+    if (fd >= C.FD_SETSIZE) throw new RangeError(`filedescriptor out of range in select(): ${fd} >= FD_SETSIZE (${C.FD_SETSIZE}); use PollSelector or EpollSelector`);
+    if (events & EVENT_READ) this.readers.add(fd);
+    if (events & EVENT_WRITE) this.writers.add(fd);
+  }
+  protected osUnregister(fd: number): void {
+    this.readers.delete(fd);
+    this.writers.delete(fd);
+  }
+  protected osModify(fd: number, _old: number, events: number): void {
+    this.osUnregister(fd);
+    this.osRegister(fd, events);
+  }
+  protected osSelect(timeout: number | null): Array<[number, number]> {
+    const [r, w] = selectFds([...this.readers], [...this.writers], [], timeout);
+    const ev = new Map<number, number>();
+    for (const fd of r) ev.set(fd, EVENT_READ);
+    for (const fd of w) ev.set(fd, (ev.get(fd) ?? 0) | EVENT_WRITE);
+    return [...ev];
+  }
+}
+
+/** Shared by the poll(2) and epoll(7) selectors: map EVENT_* to the kernel's bits and back. */
+abstract class KernelSelector<T> extends BaseSelector<T> {
+  protected abstract readonly inBits: number;
+  protected abstract readonly outBits: number;
+  protected abstract readonly errBits: number;
+  protected toKernel(events: number): number {
+    return (events & EVENT_READ ? this.inBits : 0) | (events & EVENT_WRITE ? this.outBits : 0);
+  }
+  /** Errors and hang-ups count as both readable and writable, as in Python. */
+  protected fromKernel(bits: number): number {
+    return (bits & (this.inBits | this.errBits) ? EVENT_READ : 0) | (bits & (this.outBits | this.errBits) ? EVENT_WRITE : 0);
+  }
+}
+
+/** poll(2) behind the selector contract. */
+export class PollSelector<T = unknown> extends KernelSelector<T> {
+  private poller = new Poll();
+  protected readonly inBits = C.POLLIN;
+  protected readonly outBits = C.POLLOUT;
+  protected readonly errBits = C.POLLERR | C.POLLHUP | C.POLLNVAL;
+  protected osRegister(fd: number, events: number): void {
+    this.poller.register(fd, this.toKernel(events));
+  }
+  protected osUnregister(fd: number): void {
+    this.poller.unregister(fd);
+  }
+  protected osModify(fd: number, _old: number, events: number): void {
+    this.poller.modify(fd, this.toKernel(events));
+  }
+  protected osSelect(timeout: number | null): Array<[number, number]> {
+    const ms = timeout === null ? null : Math.ceil(timeout * 1000);
+    return this.poller.poll(ms).map(([fd, bits]) => [fd, this.fromKernel(bits)]);
+  }
+}
+
+/** epoll(7) behind the selector contract (Linux). `fileno()` is the epoll descriptor. */
+export class EpollSelector<T = unknown> extends KernelSelector<T> {
+  private poller = new Epoll();
+  protected readonly inBits = C.EPOLLIN;
+  protected readonly outBits = C.EPOLLOUT;
+  protected readonly errBits = C.EPOLLERR | C.EPOLLHUP;
+  fileno(): number {
+    return this.poller.fileno();
+  }
+  protected osRegister(fd: number, events: number): void {
+    this.poller.register(fd, this.toKernel(events));
+  }
+  protected osUnregister(fd: number): void {
+    // The kernel already forgot a closed descriptor (EBADF) or one that
+    // was closed and reopened (ENOENT): the key is gone either way.
+    try {
+      this.poller.unregister(fd);
+    } catch (e) {
+      if (!(e instanceof Error && 'errno' in e)) throw e;
+    }
+  }
+  protected osModify(fd: number, _old: number, events: number): void {
+    this.poller.modify(fd, this.toKernel(events));
+  }
+  protected osSelect(timeout: number | null): Array<[number, number]> {
+    const max = Math.max(1, this.fdToKey.size);
+    return this.poller.poll(timeout === null ? -1 : timeout, max).map(([fd, bits]) => [fd, this.fromKernel(bits)]);
+  }
+  override close(): void {
+    this.poller.close();
+    super.close();
+  }
+}
+
+/** The best selector of the platform: EpollSelector on Linux, else PollSelector. */
+export const DefaultSelector: new <T = unknown>() => BaseSelector<T> = C.HAVE_EPOLL ? EpollSelector : PollSelector;

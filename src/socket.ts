@@ -1,0 +1,498 @@
+/**
+ * Python's `socket` module over raw descriptors.
+ *
+ * A `Socket` is blocking, nonblocking or has a timeout, as in Python:
+ * - `settimeout(null)` (the default): calls block the JS thread until done;
+ * - `settimeout(0)` / `setblocking(false)`: calls never wait and throw
+ *   `OSError(EAGAIN)` where Python raises BlockingIOError;
+ * - `settimeout(s)`: the descriptor is nonblocking and each call waits up to
+ *   `s` seconds, then throws `SocketTimeout`.
+ *
+ * Addresses: `[host, port]` (AF_INET), `[host, port, flowinfo?, scopeId?]`
+ * (AF_INET6), a path string (AF_UNIX; a leading '\0' is the abstract namespace).
+ * Host names resolve with getaddrinfo as Python's do ('' is the wildcard).
+ * Data: any Uint8Array; a string is sent as UTF-8.
+ */
+import { isIP } from 'node:net';
+import { native, type NativeAddress } from './native.js';
+import * as C from './constants.js';
+import { OSError, GaiError, SocketTimeout, check, closedError, errno as E } from './errors.js';
+
+export * from './constants.js';
+
+/** An address in Python's shape (see the module's notes). */
+export type Address = [string, number] | [string, number, number, number] | [string, number, number?, number?] | string;
+
+/** Bytes accepted by every sending call: a string is UTF-8. */
+export type BytesLike = Uint8Array | string;
+
+const disposeSymbol: symbol = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('nodejs.dispose');
+
+/** Converts data to bytes (a string is UTF-8); throws TypeError for anything else. */
+export function toBytes(data: BytesLike | ArrayBufferView, what = 'data'): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError(`${what} must be a Buffer, Uint8Array or string, not ${describe(data)}`);
+}
+
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
+}
+
+let defaultTimeout: number | null = null;
+
+/** Python's `socket.getdefaulttimeout()`: seconds or null (blocking). */
+export function getdefaulttimeout(): number | null {
+  return defaultTimeout;
+}
+
+/** Python's `socket.setdefaulttimeout(s)`: seconds or null; applies to sockets created afterwards. */
+export function setdefaulttimeout(timeout: number | null): void {
+  defaultTimeout = checkTimeout(timeout);
+}
+
+function checkTimeout(timeout: unknown): number | null {
+  if (timeout === null || timeout === undefined) return null;
+  if (typeof timeout !== 'number' || Number.isNaN(timeout)) throw new TypeError('timeout must be a number of seconds or null');
+  if (timeout < 0) throw new RangeError('Timeout value out of range');
+  return timeout;
+}
+
+/**
+ * Python's `socket.getaddrinfo`: `[family, type, proto, canonname, address][]`.
+ * Blocks while the resolver works, as Python's does. Throws `GaiError`.
+ */
+export function getaddrinfo(
+  host: string | null,
+  port: number | string | null,
+  family = 0,
+  type = 0,
+  proto = 0,
+  flags = 0,
+): Array<[number, number, number, string, Address]> {
+  if (host !== null && typeof host !== 'string') throw new TypeError('host must be a string or null');
+  const p = port === null || port === undefined ? null : String(port);
+  const r = native.getaddrinfo(host, p, family, type, proto, flags);
+  if (!Array.isArray(r)) {
+    if (r.eai === C.EAI_SYSTEM && r.errno) throw new OSError(r.errno, 'getaddrinfo');
+    throw new GaiError(r.eai, r.message, host ?? undefined);
+  }
+  return r as Array<[number, number, number, string, Address]>;
+}
+
+function checkPort(port: unknown): number {
+  if (typeof port !== 'number' || !Number.isInteger(port)) throw new TypeError('port must be an integer');
+  if (port < 0 || port > 65535) throw new RangeError('port must be 0-65535');
+  return port;
+}
+
+/**
+ * Turns a user address into the addon's form for `family`, resolving host
+ * names as Python does ('' is the wildcard, 'localhost' resolves).
+ */
+export function resolveAddress(family: number, address: unknown): NativeAddress | Uint8Array {
+  if (family === C.AF_UNIX) {
+    if (typeof address === 'string' || address instanceof Uint8Array) return address;
+    throw new TypeError(`AF_UNIX address must be a string or Buffer path, not ${describe(address)}`);
+  }
+  if (family !== C.AF_INET && family !== C.AF_INET6) throw new RangeError(`unsupported address family ${family}`);
+  const want = family === C.AF_INET ? 'AF_INET address must be [host, port]' : 'AF_INET6 address must be [host, port, flowinfo?, scopeId?]';
+  if (!Array.isArray(address) || address.length < 2 || address.length > (family === C.AF_INET ? 2 : 4)) throw new TypeError(want);
+  const [host, port, flowinfo = 0, scopeId = 0] = address as [unknown, unknown, unknown, unknown];
+  if (typeof host !== 'string') throw new TypeError(`${want}: host must be a string`);
+  checkPort(port);
+  if (family === C.AF_INET6) {
+    if (typeof flowinfo !== 'number' || !Number.isInteger(flowinfo) || flowinfo < 0 || flowinfo > 0xfffff)
+      throw new RangeError('flowinfo must be 0-1048575');
+    if (typeof scopeId !== 'number' || !Number.isInteger(scopeId) || scopeId < 0 || scopeId > 0xffffffff)
+      throw new RangeError('scopeId must be 0-4294967295');
+  }
+  let numeric = host;
+  const bare = host.split('%')[0]!;
+  const kind = isIP(bare);
+  if (host === '' || (host === '<broadcast>' && family === C.AF_INET)) {
+    numeric = host;
+  } else if (!(kind === 4 && family === C.AF_INET) && !(kind === 6 && family === C.AF_INET6)) {
+    const found = getaddrinfo(host, null, family, C.SOCK_STREAM);
+    if (found.length === 0) throw new GaiError(-2, 'Name or service not known', host);
+    numeric = (found[0]![4] as [string, number])[0];
+  }
+  return family === C.AF_INET ? [numeric, port as number] : [numeric, port as number, flowinfo as number, scopeId as number];
+}
+
+// One pollfd for the timeout waits of all sockets of this thread.
+const waitSet = new Int32Array(2);
+
+/** Waits until `fd` is ready for `events` (POLLIN/POLLOUT) or the deadline (ms, performance.now()) passes. */
+function waitReady(fd: number, events: number, deadline: number | null, syscall: string): void {
+  waitSet[0] = fd;
+  waitSet[1] = events;
+  const timeout = deadline === null ? -1 : Math.max(0, deadline - performance.now());
+  const r = native.poll(waitSet, 1, timeout);
+  if (r < 0) throw new OSError(-r, syscall);
+  if (r === 0) throw new SocketTimeout(syscall);
+}
+
+// Receive scratch: small reads land here and are copied into a right-sized
+// Buffer (from Node's pool), so a 64-byte read does not allocate 8 KiB.
+const scratch = Buffer.allocUnsafeSlow(65536);
+
+/** Python's socket object. */
+export class Socket {
+  private fd: number;
+  readonly family: number;
+  readonly type: number;
+  readonly proto: number;
+  private timeout: number | null;
+
+  /**
+   * Creates a socket (`socket(2)`, close-on-exec), or wraps `fileno` without
+   * duplicating it (family/type/proto then default to the kernel's).
+   * Throws OSError (EAFNOSUPPORT, EMFILE, …), TypeError on a wrong argument.
+   */
+  constructor(family: number = C.AF_INET, type: number = C.SOCK_STREAM, proto = 0, fileno?: number) {
+    for (const [name, v] of [['family', family], ['type', type], ['proto', proto]] as const) {
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${name} must be an integer`);
+    }
+    const baseType = type & ~(C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
+    if (fileno !== undefined) {
+      if (typeof fileno !== 'number' || !Number.isInteger(fileno) || fileno < 0) throw new TypeError('fileno must be a non-negative integer');
+      const dom = native.getsockopt(fileno, C.SOL_SOCKET, C.SO_DOMAIN);
+      check(dom, 'getsockopt');
+      this.fd = fileno;
+      this.family = family === C.AF_INET && arguments[0] === undefined ? (dom as number) : family;
+      const ty = native.getsockopt(fileno, C.SOL_SOCKET, C.SO_TYPE) as number;
+      this.type = arguments[1] === undefined && ty >= 0 ? ty : baseType;
+      const pr = native.getsockopt(fileno, C.SOL_SOCKET, C.SO_PROTOCOL) as number;
+      this.proto = arguments[2] === undefined && pr >= 0 ? pr : proto;
+      const nb = native.getFlag(fileno, 0);
+      this.timeout = nb === 1 ? 0 : defaultTimeout;
+      if (this.timeout !== null && this.timeout > 0) native.setFlag(fileno, 0, true);
+      return;
+    }
+    this.fd = check(native.socket(family, type, proto), 'socket');
+    this.family = family;
+    this.type = baseType;
+    this.proto = proto;
+    this.timeout = type & C.SOCK_NONBLOCK ? 0 : defaultTimeout;
+    if (this.timeout !== null) native.setFlag(this.fd, 0, true);
+  }
+
+  /** Python's `socket.fromfd`: duplicates `fd` (close-on-exec) and wraps the copy. */
+  static fromFd(fd: number, family?: number, type?: number, proto?: number): Socket {
+    const copy = check(native.dup(fd), 'dup');
+    try {
+      const s = new Socket(family ?? C.AF_INET, type ?? C.SOCK_STREAM, proto ?? 0, copy);
+      return s;
+    } catch (e) {
+      native.close(copy);
+      throw e;
+    }
+  }
+
+  /** The descriptor, or -1 once closed or detached. */
+  fileno(): number {
+    return this.fd;
+  }
+
+  /** True once `close()` or `detach()` ran. */
+  get closed(): boolean {
+    return this.fd < 0;
+  }
+
+  private live(syscall: string): number {
+    if (this.fd < 0) throw closedError('socket', syscall);
+    return this.fd;
+  }
+
+  private deadline(): number | null {
+    return this.timeout !== null && this.timeout > 0 ? performance.now() + this.timeout * 1000 : null;
+  }
+
+  /** `setblocking(false)` is `settimeout(0)`; `setblocking(true)` is `settimeout(null)`. */
+  setblocking(flag: boolean): void {
+    this.settimeout(flag ? null : 0);
+  }
+
+  /** False only when the timeout is 0 (nonblocking). */
+  getblocking(): boolean {
+    this.live('getblocking');
+    return this.timeout !== 0;
+  }
+
+  /** Seconds (a float), 0 for nonblocking, null for blocking. RangeError for a negative value. */
+  settimeout(timeout: number | null): void {
+    const fd = this.live('settimeout');
+    const t = checkTimeout(timeout);
+    check(native.setFlag(fd, 0, t !== null), 'fcntl');
+    this.timeout = t;
+  }
+
+  /** Seconds, 0 or null (see settimeout). */
+  gettimeout(): number | null {
+    return this.timeout;
+  }
+
+  /** Binds to `address`. OSError EADDRINUSE, EACCES, …; GaiError for an unknown host. */
+  bind(address: Address): void {
+    const fd = this.live('bind');
+    const a = resolveAddress(this.family, address);
+    check(native.bind(fd, this.family, a), 'bind', typeof address === 'string' ? address : undefined);
+  }
+
+  /** Listens with `backlog` (default min(SOMAXCONN, 128), as Python). */
+  listen(backlog?: number): void {
+    const fd = this.live('listen');
+    let b = backlog ?? Math.min(C.SOMAXCONN, 128);
+    if (typeof b !== 'number' || !Number.isInteger(b)) throw new TypeError('backlog must be an integer');
+    if (b < 0) b = 0;
+    check(native.listen(fd, Math.min(b, 0x7fffffff)), 'listen');
+  }
+
+  /**
+   * Accepts a connection: `[socket, address]`. The new socket is blocking
+   * (or has the default timeout). A nonblocking listener with nothing
+   * pending throws OSError EAGAIN; a timeout throws SocketTimeout.
+   */
+  accept(): [Socket, Address] {
+    const fd = this.live('accept');
+    const deadline = this.deadline();
+    for (;;) {
+      const r = native.accept4(fd, 0);
+      if (typeof r !== 'number') {
+        const s = new Socket(this.family, this.type, this.proto, r[0]);
+        return [s, r[1] ?? ''];
+      }
+      if ((-r !== E.EAGAIN && -r !== E.EWOULDBLOCK) || this.timeout === 0) throw new OSError(-r, 'accept');
+      waitReady(fd, C.POLLIN, deadline, 'accept');
+    }
+  }
+
+  /** The errno of a connect attempt (0 on success), as Python's `connect_ex`; a timeout gives EAGAIN. */
+  connectEx(address: Address): number {
+    const fd = this.live('connect');
+    const a = resolveAddress(this.family, address);
+    const r = native.connect(fd, this.family, a);
+    if (r === 0) return 0;
+    const err = -r;
+    if (this.timeout === 0) return err;
+    if (err !== E.EINPROGRESS && err !== E.EINTR) return err;
+    // Blocking or timeout mode: the connection goes on; wait for it and read its outcome.
+    try {
+      waitReady(fd, C.POLLOUT, this.deadline(), 'connect');
+    } catch (e) {
+      if (e instanceof SocketTimeout) return E.EAGAIN;
+      throw e;
+    }
+    return check(native.getsockopt(fd, C.SOL_SOCKET, C.SO_ERROR) as number, 'getsockopt');
+  }
+
+  /**
+   * Connects to `address`. OSError ECONNREFUSED, …; on a nonblocking socket
+   * OSError EINPROGRESS (wait for writability, then read SO_ERROR);
+   * SocketTimeout when a timeout runs out.
+   */
+  connect(address: Address): void {
+    const err = this.connectEx(address);
+    if (err === E.EAGAIN && this.timeout !== null && this.timeout > 0) throw new SocketTimeout('connect');
+    if (err !== 0) throw new OSError(err, 'connect');
+  }
+
+  /** Sends bytes (MSG_NOSIGNAL); returns how many were sent. `flags`: MSG_OOB, MSG_DONTWAIT, … */
+  send(data: BytesLike, flags = 0): number {
+    const fd = this.live('send');
+    const b = toBytes(data);
+    const deadline = this.deadline();
+    for (;;) {
+      const r = native.send(fd, b, 0, b.byteLength, flags);
+      if (r >= 0) return r;
+      if ((-r !== E.EAGAIN && -r !== E.EWOULDBLOCK) || this.timeout === 0 || this.timeout === null) throw new OSError(-r, 'send');
+      waitReady(fd, C.POLLOUT, deadline, 'send');
+    }
+  }
+
+  /** Sends all of `data`, waiting for room as the socket's mode allows. */
+  sendall(data: BytesLike, flags = 0): void {
+    const fd = this.live('sendall');
+    const b = toBytes(data);
+    const deadline = this.deadline();
+    let off = 0;
+    while (off < b.byteLength) {
+      const r = native.send(fd, b, off, b.byteLength - off, flags);
+      if (r >= 0) {
+        off += r;
+        continue;
+      }
+      if ((-r !== E.EAGAIN && -r !== E.EWOULDBLOCK) || this.timeout === 0) throw new OSError(-r, 'sendall');
+      waitReady(fd, C.POLLOUT, deadline, 'sendall');
+    }
+  }
+
+  /** `sendto(data, address)` or `sendto(data, flags, address)`; returns bytes sent. */
+  sendto(data: BytesLike, flagsOrAddress: number | Address, address?: Address): number {
+    const fd = this.live('sendto');
+    const b = toBytes(data);
+    const flags = address === undefined ? 0 : (flagsOrAddress as number);
+    const a = resolveAddress(this.family, address === undefined ? flagsOrAddress : address);
+    const deadline = this.deadline();
+    for (;;) {
+      const r = native.sendto(fd, b, 0, b.byteLength, flags, this.family, a);
+      if (r >= 0) return r;
+      if ((-r !== E.EAGAIN && -r !== E.EWOULDBLOCK) || !this.timeout) throw new OSError(-r, 'sendto');
+      waitReady(fd, C.POLLOUT, deadline, 'sendto');
+    }
+  }
+
+  /** Receives up to `bufsize` bytes; an empty Buffer means the peer closed. `flags`: MSG_PEEK, MSG_OOB, … */
+  recv(bufsize: number, flags = 0): Buffer {
+    if (typeof bufsize !== 'number' || !Number.isInteger(bufsize)) throw new TypeError('bufsize must be an integer');
+    if (bufsize < 0) throw new RangeError('negative buffersize in recv');
+    const target = bufsize <= scratch.length ? scratch : Buffer.allocUnsafe(bufsize);
+    const n = this.recvInto(target, bufsize, flags);
+    if (target !== scratch) return target.subarray(0, n);
+    const out = Buffer.allocUnsafe(n);
+    scratch.copy(out, 0, 0, n);
+    return out;
+  }
+
+  /** Receives into `buffer` (up to `nbytes`, default its length); returns the count. */
+  recvInto(buffer: Uint8Array, nbytes = 0, flags = 0): number {
+    const fd = this.live('recv');
+    if (!(buffer instanceof Uint8Array)) throw new TypeError('buffer must be a Buffer or Uint8Array');
+    if (typeof nbytes !== 'number' || !Number.isInteger(nbytes) || nbytes < 0) throw new RangeError('negative buffersize in recv_into');
+    const n = nbytes === 0 ? buffer.byteLength : nbytes;
+    if (n > buffer.byteLength) throw new RangeError('buffer too small for requested bytes');
+    const deadline = this.deadline();
+    for (;;) {
+      const r = native.recv(fd, buffer, 0, n, flags);
+      if (r >= 0) return r;
+      if ((-r !== E.EAGAIN && -r !== E.EWOULDBLOCK) || !this.timeout) throw new OSError(-r, 'recv');
+      waitReady(fd, C.POLLIN, deadline, 'recv');
+    }
+  }
+
+  /** `[data, address]`; the address is null for a connected peer that has none. */
+  recvfrom(bufsize: number, flags = 0): [Buffer, Address | null] {
+    const fd = this.live('recvfrom');
+    if (typeof bufsize !== 'number' || !Number.isInteger(bufsize)) throw new TypeError('bufsize must be an integer');
+    if (bufsize < 0) throw new RangeError('negative buffersize in recvfrom');
+    const buf = Buffer.allocUnsafe(bufsize);
+    const deadline = this.deadline();
+    for (;;) {
+      const r = native.recvfrom(fd, buf, 0, bufsize, flags);
+      if (typeof r !== 'number') return [buf.subarray(0, r[0]), r[1] as Address | null];
+      if ((-r !== E.EAGAIN && -r !== E.EWOULDBLOCK) || !this.timeout) throw new OSError(-r, 'recvfrom');
+      waitReady(fd, C.POLLIN, deadline, 'recvfrom');
+    }
+  }
+
+  /** shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR. */
+  shutdown(how: number): void {
+    const fd = this.live('shutdown');
+    check(native.shutdown(fd, how), 'shutdown');
+  }
+
+  /** Closes the descriptor; a second close does nothing. ECONNRESET from close is ignored, as Python. */
+  close(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    const r = native.close(fd);
+    if (r < 0 && -r !== E.ECONNRESET) throw new OSError(-r, 'close');
+  }
+
+  /** Gives up the descriptor without closing it; returns it. */
+  detach(): number {
+    const fd = this.fd;
+    this.fd = -1;
+    return fd;
+  }
+
+  /** An int option, a boolean, or a Buffer for struct options (SO_LINGER). */
+  setsockopt(level: number, option: number, value: number | boolean | Uint8Array): void {
+    const fd = this.live('setsockopt');
+    check(native.setsockopt(fd, level, option, value), 'setsockopt');
+  }
+
+  /** An int option, or a Buffer of up to `buflen` bytes when `buflen` is given. */
+  getsockopt(level: number, option: number): number;
+  getsockopt(level: number, option: number, buflen: number): Buffer;
+  getsockopt(level: number, option: number, buflen?: number): number | Buffer {
+    const fd = this.live('getsockopt');
+    return check(native.getsockopt(fd, level, option, buflen), 'getsockopt');
+  }
+
+  getsockname(): Address {
+    const fd = this.live('getsockname');
+    return check(native.getsockname(fd), 'getsockname') as Address;
+  }
+
+  /** The peer's address; OSError ENOTCONN when there is none. An unnamed Unix peer is ''. */
+  getpeername(): Address {
+    const fd = this.live('getpeername');
+    return check(native.getpeername(fd), 'getpeername') as Address;
+  }
+
+  /** Whether the descriptor survives exec (it does not, by default). */
+  getInheritable(): boolean {
+    return check(native.getFlag(this.live('getInheritable'), 1), 'fcntl') === 0;
+  }
+
+  setInheritable(inheritable: boolean): void {
+    check(native.setFlag(this.live('setInheritable'), 1, !inheritable), 'fcntl');
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `<Socket fd=${this.fd} family=${this.family} type=${this.type} proto=${this.proto}>`;
+  }
+}
+
+(Socket.prototype as unknown as Record<symbol, unknown>)[disposeSymbol] = function (this: Socket) {
+  this.close();
+};
+
+export interface Socket {
+  [Symbol.dispose](): void;
+}
+
+/** A connected pair (AF_UNIX, SOCK_STREAM by default), both blocking. */
+export function socketpair(family: number = C.AF_UNIX, type: number = C.SOCK_STREAM, proto = 0): [Socket, Socket] {
+  const r = check(native.socketpair(family, type, proto), 'socketpair');
+  return [new Socket(family, type, proto, r[0]), new Socket(family, type, proto, r[1])];
+}
+
+/**
+ * Python's `socket.create_connection`: tries each address of `host` in turn;
+ * `timeout` in seconds (undefined: the default timeout). Throws the last error.
+ */
+export function createConnection(address: [string, number], timeout?: number | null, sourceAddress?: [string, number]): Socket {
+  const [host, port] = address;
+  let last: unknown = new OSError(E.EHOSTUNREACH, 'connect');
+  for (const [family, type, proto, , sa] of getaddrinfo(host, port, 0, C.SOCK_STREAM)) {
+    let s: Socket | undefined;
+    try {
+      s = new Socket(family, type, proto);
+      if (timeout !== undefined) s.settimeout(timeout);
+      if (sourceAddress) s.bind(sourceAddress);
+      s.connect(sa);
+      return s;
+    } catch (e) {
+      last = e;
+      s?.close();
+    }
+  }
+  throw last;
+}
+
+/** A pipe (both ends close-on-exec): `[readFd, writeFd]`. */
+export function pipe(): [number, number] {
+  return check(native.pipe(), 'pipe');
+}
+
+/** Closes a raw descriptor (never retried on EINTR). */
+export function closeFd(fd: number): void {
+  check(native.close(fd), 'close');
+}

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // A native crash then fails one worker, and the run still reports.
+    pool: 'forks',
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Each file checks its own fd count; files run in separate processes.
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
