@@ -6,3 +6,4 @@ export * from './errors.js';
 export * from './socket.js';
 export { select, Poll, Epoll, toFd, type FileLike, type Waiter } from './select.js';
 export * from './selectors.js';
+export * from './asyncore/index.js';

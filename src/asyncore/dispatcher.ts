@@ -1,0 +1,558 @@
+/**
+ * asyncore's dispatcher classes: `Dispatcher`, `DispatcherWithSend`,
+ * `FileWrapper`, `FileDispatcher`.
+ *
+ * Methods for callers: createSocket, setSocket, addChannel, delChannel,
+ * setReuseAddr, listen, bind, connect, accept, send, recv, close, fileno.
+ * Methods the loop calls: readable, writable, handleReadEvent,
+ * handleWriteEvent, handleConnectEvent, handleExptEvent, handleError.
+ * Hooks for subclasses: handleRead, handleWrite, handleExpt, handleConnect,
+ * handleAccept, handleAccepted(sock, addr), handleClose, handleError(err).
+ *
+ * Deliberate differences from Python (see README):
+ * - `recv` returns an empty Buffer on EAGAIN without closing;
+ * - `handleClose` runs at most once per connection, however it is reached;
+ * - strings are accepted wherever bytes are (UTF-8).
+ */
+import { native } from '../native.js';
+import * as C from '../constants.js';
+import { OSError, check, errno as E, errorcode, strerror } from '../errors.js';
+import { Socket, toBytes, type Address, type BytesLike } from '../socket.js';
+import { ChannelMap, notifyMap, socketMap, type Channel, type SocketMap } from './map.js';
+
+/** Errnos that mean the peer is gone: send/recv close the channel instead of throwing. */
+export const DISCONNECTED: ReadonlySet<number> = new Set(
+  [E.ECONNRESET, E.ENOTCONN, E.ESHUTDOWN, E.ECONNABORTED, E.EPIPE, E.EBADF].filter((n) => n !== undefined),
+);
+
+const EAGAIN = E.EAGAIN!;
+const EWOULDBLOCK = E.EWOULDBLOCK ?? EAGAIN;
+
+/** Python's `asyncore._strerror`: never empty, even for unknown numbers. */
+export function errnoText(err: number): string {
+  const s = strerror(err);
+  return s && !s.startsWith('Unknown error') ? s : errorcode(err) ?? `Unknown error ${err}`;
+}
+
+// Shared receive buffer: the kernel writes here and the caller gets a copy of
+// exactly the bytes read (Node's pool serves small copies without a fresh allocation).
+let scratch = Buffer.allocUnsafeSlow(65536);
+
+/** Raw, non-throwing I/O on a descriptor: sockets use send/recv, files read/write. */
+interface RawIo {
+  send(fd: number, b: Uint8Array, off: number, len: number): number;
+  recv(fd: number, b: Uint8Array, off: number, len: number): number;
+}
+const socketIo: RawIo = {
+  send: (fd, b, off, len) => native.send(fd, b, off, len, 0),
+  recv: (fd, b, off, len) => native.recv(fd, b, off, len, 0),
+};
+const fileIo: RawIo = {
+  send: (fd, b, off, len) => native.write(fd, b, off, len),
+  recv: (fd, b, off, len) => native.read(fd, b, off, len),
+};
+
+/** What a dispatcher's `socket` may be: a Socket, a FileWrapper, or anything socket-shaped. */
+export interface SocketLike {
+  fileno(): number;
+  close(): void;
+  send?(data: Uint8Array, flags?: number): number;
+  recv?(n: number, flags?: number): Buffer;
+  getsockopt?(level: number, option: number): number;
+}
+
+/** asyncore's `dispatcher`: a nonblocking socket in a map, driven by `loop()`. */
+export class Dispatcher implements Channel {
+  debug = false;
+  connected = false;
+  accepting = false;
+  connecting = false;
+  closing = false;
+  /** The peer's address (connect / accepted) or the bound one. */
+  addr: Address | null = null;
+  /** Log types `logInfo` does not print. */
+  ignoreLogTypes: ReadonlySet<string> = new Set(['warning']);
+  socket: Socket | SocketLike | null = null;
+  familyAndType?: [number, number];
+  protected _map: SocketMap;
+  protected _fileno: number | null = null;
+  private io: RawIo | null = null;
+  private closeHandled = false;
+
+  /**
+   * `sock`: an existing socket (made nonblocking, added to the map, and
+   * connected when it has a peer). `map`: the map to join (default socketMap).
+   */
+  constructor(sock?: Socket | null, map?: SocketMap) {
+    this._map = map ?? socketMap;
+    // handleClose is reached from many paths (EOF, a reset, a hang-up, an
+    // error); the subclass's hook runs once per connection.
+    const hook = this.handleClose;
+    this.handleClose = function (this: Dispatcher) {
+      if (this.closeHandled) return;
+      this.closeHandled = true;
+      hook.call(this);
+    };
+    if (sock) {
+      sock.setblocking(false);
+      this.setSocket(sock, map);
+      this.connected = true;
+      try {
+        this.addr = sock.getpeername();
+      } catch (err) {
+        if (err instanceof OSError && (err.errno === E.ENOTCONN || err.errno === E.EINVAL)) {
+          this.connected = false;
+        } else {
+          this.delChannel(map);
+          throw err;
+        }
+      }
+    }
+  }
+
+  toString(): string {
+    const status = [this.constructor.name];
+    if (this.accepting && this.addr) status.push('listening');
+    else if (this.connected) status.push('connected');
+    if (this.addr !== null) status.push(Array.isArray(this.addr) ? `${this.addr[0]}:${this.addr[1]}` : JSON.stringify(this.addr));
+    return `<${status.join(' ')}>`;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+
+  /** Joins `map` (default: the dispatcher's map) under its descriptor. */
+  addChannel(map?: SocketMap): void {
+    const m = map ?? this._map;
+    if (this._fileno === null) return;
+    m.set(this._fileno, this);
+    if (!(m instanceof ChannelMap)) notifyMap(m, 'add', this._fileno, this);
+  }
+
+  /** Leaves `map` (default: the dispatcher's map); the descriptor is forgotten. */
+  delChannel(map?: SocketMap): void {
+    const m = map ?? this._map;
+    const fd = this._fileno;
+    if (fd !== null && m.get(fd) === this) {
+      m.delete(fd);
+      if (!(m instanceof ChannelMap)) notifyMap(m, 'delete', fd, this);
+    }
+    this._fileno = null;
+  }
+
+  /** Creates a nonblocking socket and joins the map. */
+  createSocket(family: number = C.AF_INET, type: number = C.SOCK_STREAM): void {
+    this.familyAndType = [family, type];
+    const sock = new Socket(family, type);
+    sock.setblocking(false);
+    this.setSocket(sock);
+  }
+
+  /** Adopts `sock` and joins `map`. */
+  setSocket(sock: Socket | SocketLike, map?: SocketMap): void {
+    this.socket = sock;
+    this._fileno = sock.fileno();
+    this.io = sock instanceof Socket ? socketIo : sock instanceof FileWrapper ? fileIo : null;
+    this.closeHandled = false;
+    this.addChannel(map);
+  }
+
+  /** Sets SO_REUSEADDR (errors ignored, as asyncore). */
+  setReuseAddr(): void {
+    try {
+      const s = this.socket as Socket;
+      s.setsockopt(C.SOL_SOCKET, C.SO_REUSEADDR, (s.getsockopt(C.SOL_SOCKET, C.SO_REUSEADDR) as number) | 1);
+    } catch (err) {
+      if (!(err instanceof OSError)) throw err;
+    }
+  }
+
+  /** The descriptor, or null once the channel left its map. */
+  fileno(): number | null {
+    return this._fileno;
+  }
+
+  /** Whether the loop should wait for readability (default true). */
+  readable(): boolean {
+    return true;
+  }
+
+  /** Whether the loop should wait for writability (default true). */
+  writable(): boolean {
+    return true;
+  }
+
+  /** Starts listening; the channel is then `accepting`. */
+  listen(num: number): void {
+    this.accepting = true;
+    (this.socket as Socket).listen(num);
+  }
+
+  bind(addr: Address): void {
+    this.addr = addr;
+    (this.socket as Socket).bind(addr);
+  }
+
+  /**
+   * Starts a connection. EINPROGRESS / EALREADY / EWOULDBLOCK: the loop
+   * waits for writability and calls handleConnectEvent; 0 / EISCONN: connected
+   * at once; any other errno throws OSError.
+   */
+  connect(address: Address): void {
+    this.connected = false;
+    this.connecting = true;
+    const err = (this.socket as Socket).connectEx(address);
+    if (err === E.EINPROGRESS || err === E.EALREADY || err === EWOULDBLOCK || err === EAGAIN) {
+      this.addr = address;
+      return;
+    }
+    if (err === 0 || err === E.EISCONN) {
+      this.addr = address;
+      this.handleConnectEvent();
+      return;
+    }
+    throw new OSError(err, 'connect');
+  }
+
+  /** `[socket, address]`, or null when nothing was pending (EAGAIN, ECONNABORTED). */
+  accept(): [Socket, Address] | null {
+    const sock = this.socket as Socket;
+    const fd = sock.fileno();
+    const r = native.accept4(fd, 0);
+    if (typeof r === 'number') {
+      const err = -r;
+      if (err === EAGAIN || err === EWOULDBLOCK || err === E.ECONNABORTED) return null;
+      throw new OSError(err, 'accept');
+    }
+    return [new Socket(sock.family, sock.type, sock.proto, r[0]), r[1] ?? ''];
+  }
+
+  /**
+   * Sends what the kernel takes now; returns the count. 0 on EWOULDBLOCK;
+   * a disconnection errno calls handleClose and returns 0; others throw.
+   */
+  send(data: BytesLike): number {
+    const b = toBytes(data);
+    return this.sendBytes(b, 0, b.byteLength);
+  }
+
+  /** send() of a window of `b`, without copying. */
+  protected sendBytes(b: Uint8Array, off: number, len: number): number {
+    const io = this.io;
+    let r: number;
+    if (io !== null && this._fileno !== null) {
+      r = io.send(this._fileno, b, off, len);
+    } else {
+      try {
+        return (this.socket as SocketLike).send!(b.subarray(off, off + len));
+      } catch (err) {
+        if (!(err instanceof OSError)) throw err;
+        r = -err.errno;
+      }
+    }
+    if (r >= 0) return r;
+    const err = -r;
+    if (err === EAGAIN || err === EWOULDBLOCK) return 0;
+    if (DISCONNECTED.has(err)) {
+      this.handleClose();
+      return 0;
+    }
+    throw new OSError(err, 'send');
+  }
+
+  /**
+   * Reads up to `bufferSize` bytes. At EOF or on a disconnection errno it
+   * calls handleClose and returns an empty Buffer; on EAGAIN it returns an
+   * empty Buffer and stays open (Python raises); other errnos throw.
+   */
+  recv(bufferSize: number): Buffer {
+    if (typeof bufferSize !== 'number' || !Number.isInteger(bufferSize) || bufferSize < 0)
+      throw new RangeError('bufferSize must be a non-negative integer');
+    const io = this.io;
+    let r: number;
+    let direct: Buffer | null = null;
+    if (io !== null && this._fileno !== null) {
+      if (bufferSize > scratch.length) direct = Buffer.allocUnsafe(bufferSize);
+      r = io.recv(this._fileno, direct ?? scratch, 0, bufferSize);
+    } else {
+      try {
+        direct = (this.socket as SocketLike).recv!(bufferSize);
+        r = direct.length;
+      } catch (err) {
+        if (!(err instanceof OSError)) throw err;
+        r = -err.errno;
+      }
+    }
+    if (r > 0) {
+      if (direct !== null) return direct.length === r ? direct : direct.subarray(0, r);
+      const out = Buffer.allocUnsafe(r);
+      scratch.copy(out, 0, 0, r);
+      return out;
+    }
+    if (r === 0) {
+      // An orderly EOF: the peer closed.
+      this.handleClose();
+      return Buffer.alloc(0);
+    }
+    const err = -r;
+    if (err === EAGAIN || err === EWOULDBLOCK) return Buffer.alloc(0);
+    if (DISCONNECTED.has(err)) {
+      this.handleClose();
+      return Buffer.alloc(0);
+    }
+    throw new OSError(err, 'recv');
+  }
+
+  /** Leaves the map and closes the socket (ENOTCONN / EBADF ignored). */
+  close(): void {
+    this.connected = false;
+    this.accepting = false;
+    this.connecting = false;
+    this.delChannel();
+    if (this.socket !== null) {
+      try {
+        this.socket.close();
+      } catch (err) {
+        if (!(err instanceof OSError) || (err.errno !== E.ENOTCONN && err.errno !== E.EBADF)) throw err;
+      }
+    }
+  }
+
+  /** Tells a running `loopAsync` that `readable()` / `writable()` may have changed. */
+  protected interestChanged(): void {
+    if (this._fileno !== null) notifyMap(this._map, 'interest', this._fileno, this);
+  }
+
+  /** 'Hit' logging, to stderr. */
+  log(message: unknown): void {
+    process.stderr.write(`log: ${String(message)}\n`);
+  }
+
+  /** Informational / warning / error logging, to stdout, unless `type` is in ignoreLogTypes. */
+  logInfo(message: string, type = 'info'): void {
+    if (!this.ignoreLogTypes.has(type)) process.stdout.write(`${type}: ${message}\n`);
+  }
+
+  /** Called by the loop when the descriptor is readable. */
+  handleReadEvent(): void {
+    if (this.accepting) {
+      // Accepting sockets are never connected; they spawn connected ones.
+      this.handleAccept();
+    } else if (!this.connected) {
+      if (this.connecting) this.handleConnectEvent();
+      this.handleRead();
+    } else {
+      this.handleRead();
+    }
+  }
+
+  /** Completes a connect: throws OSError from SO_ERROR, else handleConnect and `connected`. */
+  handleConnectEvent(): void {
+    const err = (this.socket as Socket).getsockopt(C.SOL_SOCKET, C.SO_ERROR) as number;
+    if (err !== 0) throw new OSError(err, 'connect', errnoText(err));
+    this.handleConnect();
+    this.connected = true;
+    this.connecting = false;
+  }
+
+  /** Called by the loop when the descriptor is writable. */
+  handleWriteEvent(): void {
+    if (this.accepting) return; // a listener is never asked for writability
+    if (!this.connected && this.connecting) this.handleConnectEvent();
+    this.handleWrite();
+  }
+
+  /** An exceptional condition: a socket error closes; otherwise OOB data → handleExpt. */
+  handleExptEvent(): void {
+    const err = (this.socket as Socket).getsockopt(C.SOL_SOCKET, C.SO_ERROR) as number;
+    if (err !== 0) this.handleClose();
+    else this.handleExpt();
+  }
+
+  /** Logs a compact traceback of `err` and closes the channel. */
+  handleError(err?: unknown): void {
+    const [, type, value, info] = compactTraceback(err);
+    let self: string;
+    try {
+      self = String(this);
+    } catch {
+      self = `<toString() failed for ${this.constructor.name}>`;
+    }
+    this.logInfo(`uncaptured exception, closing channel ${self} (${type}:${value} ${info})`, 'error');
+    this.handleClose();
+  }
+
+  handleExpt(): void {
+    this.logInfo('unhandled incoming priority event', 'warning');
+  }
+  handleRead(): void {
+    this.logInfo('unhandled read event', 'warning');
+  }
+  handleWrite(): void {
+    this.logInfo('unhandled write event', 'warning');
+  }
+  handleConnect(): void {
+    this.logInfo('unhandled connect event', 'warning');
+  }
+  handleAccept(): void {
+    const pair = this.accept();
+    if (pair !== null) this.handleAccepted(pair[0], pair[1]);
+  }
+  handleAccepted(sock: Socket, _addr: Address): void {
+    sock.close();
+    this.logInfo('unhandled accepted event', 'warning');
+  }
+  handleClose(): void {
+    this.logInfo('unhandled close event', 'warning');
+    this.close();
+  }
+}
+
+/** A dispatcher with an output buffer: `send()` queues and sends as the socket allows. */
+export class DispatcherWithSend extends Dispatcher {
+  private chunks: Uint8Array[] = [];
+  private head = 0;
+  private pending = 0;
+
+  /** The bytes not yet sent (a copy). */
+  get outBuffer(): Buffer {
+    const parts = this.chunks.map((c, i) => (i === 0 ? c.subarray(this.head) : c));
+    return Buffer.concat(parts);
+  }
+  set outBuffer(data: BytesLike) {
+    const b = toBytes(data);
+    this.chunks = b.byteLength ? [b] : [];
+    this.head = 0;
+    this.pending = b.byteLength;
+  }
+
+  /** Sends up to 64 KiB of the buffer now. */
+  initiateSend(): void {
+    while (this.chunks.length > 0) {
+      const c = this.chunks[0]!;
+      const len = Math.min(c.byteLength - this.head, 65536);
+      const n = this.sendBytes(c, this.head, len);
+      this.pending -= n;
+      this.head += n;
+      if (this.head >= c.byteLength) {
+        this.chunks.shift();
+        this.head = 0;
+      }
+      // One send per call, as asyncore: the loop calls again when writable.
+      break;
+    }
+  }
+
+  override handleWrite(): void {
+    this.initiateSend();
+  }
+
+  override writable(): boolean {
+    return !this.connected || this.pending > 0;
+  }
+
+  /** Queues `data` (a string is UTF-8) and tries to send at once; returns nothing, as asyncore. */
+  override send(data: BytesLike): number {
+    const b = toBytes(data);
+    if (this.debug) this.logInfo(`sending ${JSON.stringify(Buffer.from(b).toString('latin1'))}`);
+    if (b.byteLength > 0) {
+      // Keep a private copy: the caller may reuse its buffer.
+      this.chunks.push(Buffer.from(b));
+      this.pending += b.byteLength;
+    }
+    const wasIdle = this.pending === b.byteLength;
+    this.initiateSend();
+    if (wasIdle && this.pending > 0) this.interestChanged();
+    return 0;
+  }
+}
+
+/** Makes a file descriptor look like a socket for asyncore. The fd is dup'ed; closing twice is harmless. */
+export class FileWrapper implements SocketLike {
+  fd: number;
+
+  constructor(fd: number) {
+    this.fd = check(native.dup(fd), 'dup');
+  }
+
+  /** Reads up to `n` bytes (OSError EAGAIN when none are ready). */
+  recv(n: number): Buffer {
+    const buf = Buffer.allocUnsafe(n);
+    const r = check(native.read(this.live(), buf, 0, n), 'read');
+    return buf.subarray(0, r);
+  }
+  read(n: number): Buffer {
+    return this.recv(n);
+  }
+
+  /** Writes `data`; returns the count. */
+  send(data: BytesLike): number {
+    const b = toBytes(data);
+    return check(native.write(this.live(), b, 0, b.byteLength), 'write');
+  }
+  write(data: BytesLike): number {
+    return this.send(data);
+  }
+
+  /** Only SO_ERROR is meaningful for a file: always 0. */
+  getsockopt(level: number, option: number, buflen?: number): number {
+    if (level === C.SOL_SOCKET && option === C.SO_ERROR && !buflen) return 0;
+    throw new TypeError('FileWrapper.getsockopt: only SOL_SOCKET/SO_ERROR is implemented');
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    check(native.close(fd), 'close');
+  }
+
+  fileno(): number {
+    return this.fd;
+  }
+
+  private live(): number {
+    if (this.fd < 0) throw new OSError(E.EBADF, 'read');
+    return this.fd;
+  }
+}
+
+/** A dispatcher over a file descriptor (a pipe, a tty): the fd is dup'ed and made nonblocking. */
+export class FileDispatcher extends Dispatcher {
+  constructor(fd: number | { fileno(): number }, map?: SocketMap) {
+    super(null, map);
+    this.connected = true;
+    const n = typeof fd === 'number' ? fd : fd.fileno();
+    this.setFile(n);
+    check(native.setFlag(n, 0, true), 'fcntl');
+  }
+
+  setFile(fd: number): void {
+    this.socket = new FileWrapper(fd);
+    this.setSocket(this.socket);
+  }
+}
+
+/**
+ * Python's `compact_traceback` for a JS error: `[[file, function, line],
+ * typeName, message, info]`, where info lists every frame, outermost first,
+ * as `[file|function|line]`. Throws when the error has no stack.
+ */
+export function compactTraceback(err: unknown): [[string, string, string], string, string, string] {
+  const e = err instanceof Error ? err : null;
+  const type = e ? e.name || e.constructor.name : typeof err;
+  const value = e ? e.message : String(err);
+  const frames: Array<[string, string, string]> = [];
+  for (const line of (e?.stack ?? '').split('\n').slice(1)) {
+    const m = /^\s*at (?:(.*?) \()?(.*?):(\d+):\d+\)?$/.exec(line);
+    if (m) frames.push([m[2]!, m[1] ?? '<anonymous>', m[3]!]);
+  }
+  if (frames.length === 0) {
+    if (e === null) throw new TypeError('compactTraceback: the value has no stack trace');
+    frames.push(['<unknown>', '<unknown>', '0']);
+  }
+  frames.reverse();
+  const info = frames.map(([f, fn, l]) => `[${f}|${fn}|${l}]`).join(' ');
+  return [frames[frames.length - 1]!, type, value, info];
+}
