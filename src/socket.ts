@@ -185,8 +185,8 @@ export class Socket {
   static fromFd(fd: number, family?: number, type?: number, proto?: number): Socket {
     const copy = check(native.dup(fd), 'dup');
     try {
-      const s = new Socket(family ?? C.AF_INET, type ?? C.SOCK_STREAM, proto ?? 0, copy);
-      return s;
+      // Left-out arguments stay undefined so the constructor reads them from the kernel.
+      return new Socket(family, type, proto, copy);
     } catch (e) {
       native.close(copy);
       throw e;
