@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/helpers/build-dist.ts'],
     // A native crash then fails one worker, and the run still reports.
     pool: 'forks',
     testTimeout: 30_000,

@@ -241,7 +241,7 @@ interface Registration {
  * changed with epoll_ctl only when a channel's readable()/writable() answer
  * changed or it joined / left the map.
  */
-class EpollSet {
+export class EpollSet {
   readonly epfd: number;
   readonly reg = new Map<number, Registration>();
   /** Channels epoll cannot watch (EPERM: regular files), always ready as poll(2) reports them. */
@@ -249,6 +249,8 @@ class EpollSet {
   fds = new Int32Array(64);
   evs = new Uint32Array(64);
   pass = 0;
+  /** Run just before the descriptor closes (loopAsync closes its uv_poll watcher there). */
+  readonly beforeClose = new Set<() => void>();
   private unwatch: () => void;
 
   constructor(map: SocketMap) {
@@ -272,6 +274,8 @@ class EpollSet {
   }
 
   close(): void {
+    for (const f of this.beforeClose) f();
+    this.beforeClose.clear();
     this.unwatch();
     native.close(this.epfd);
     this.reg.clear();
@@ -301,10 +305,6 @@ export function releaseEpoll(map: SocketMap): void {
   s.close();
 }
 
-/** The epoll descriptor kept for `map` (created on first use); loopAsync watches it. */
-export function epollFdOf(map: SocketMap): number {
-  return epollSetOf(map).epfd;
-}
 
 const EP_READ = C.EPOLLIN | C.EPOLLPRI;
 

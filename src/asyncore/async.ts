@@ -1,0 +1,174 @@
+/**
+ * loopAsync: asyncore's loop inside Node's event loop.
+ *
+ * The wait is done by libuv, not by us: the map's epoll set (the same one
+ * `pollEpoll` keeps) is itself a pollable descriptor, and a uv_poll handle
+ * on Node's loop watches it. When it becomes readable, one pass runs with a
+ * zero timeout on the chosen backend (select, poll, epoll or a selector), so
+ * dispatching is exactly `loop`'s. No helper thread, no busy polling: an idle
+ * server costs no CPU, and timers, promises and Node servers run beside it.
+ *
+ * For the select and poll backends the epoll set only wakes the loop; the
+ * pass itself asks select(2) / poll(2) as `loop` does.
+ */
+import { native, type FdWatcherInstance } from '../native.js';
+import * as C from '../constants.js';
+import { OSError } from '../errors.js';
+import { socketMap, watchMap, type SocketMap } from './map.js';
+import { dispatchEpoll, loopOptions, passFor, releaseEpoll, syncEpoll, toWaitMs, type EpollSet, type LoopOptions } from './loop.js';
+
+export interface LoopAsyncOptions extends LoopOptions {
+  /** Aborting rejects the promise with the signal's reason; the channels stay as they are. */
+  signal?: AbortSignal;
+}
+
+const UV_READABLE = 1;
+const running = new WeakSet<SocketMap>();
+
+/**
+ * Runs asyncore passes without blocking Node's event loop. Resolves when the
+ * map is empty or `count` passes are done; rejects with the AbortSignal's
+ * reason when aborted, or with an error a pass threw (ExitNow included).
+ * Options as `loop`: `timeout` seconds (default 30) bounds each wait,
+ * `usePoll`, `backend`, `map`, `count`, plus `signal`.
+ *
+ * Channels added or removed from other callbacks take effect on the next
+ * pass at once. A channel whose `writable()` answer changes because of
+ * something outside a handler (a timer queuing data) should say so with
+ * `notifyMap(map, 'interest', fd)` (DispatcherWithSend and AsyncChat do).
+ * One loopAsync per map at a time (Error otherwise). Linux (epoll) only.
+ */
+export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {
+  let o: ReturnType<typeof loopOptions>;
+  try {
+    o = loopOptions([options]);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const signal = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(new TypeError('signal must be an AbortSignal'));
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  if (!C.HAVE_EPOLL) return Promise.reject(new OSError(38, 'loopAsync', 'loopAsync needs epoll (Linux)'));
+  const map = o.map ?? socketMap;
+  if (running.has(map)) return Promise.reject(new Error('loopAsync is already running on this map'));
+  let pass: ReturnType<typeof passFor>;
+  try {
+    pass = passFor(o.backend, o.usePoll);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const isEpoll = (o.backend ?? (o.usePoll ? 'poll' : 'select')) === 'epoll';
+  const waitMs = toWaitMs(o.timeout ?? null);
+  let remaining = o.count ?? Infinity;
+
+  return new Promise<void>((resolve, reject) => {
+    running.add(map);
+    let set: EpollSet | null = null;
+    let watcher: FdWatcherInstance | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    let immediate: NodeJS.Immediate | null = null;
+    let resync = false;
+    let done = false;
+
+    const closeWatcher = () => {
+      if (watcher !== null) {
+        watcher.close();
+        watcher = null;
+      }
+      set?.beforeClose.delete(closeWatcher);
+      set = null;
+    };
+
+    const finish = (err?: unknown) => {
+      if (done) return;
+      done = true;
+      running.delete(map);
+      unwatch();
+      signal?.removeEventListener('abort', onAbort);
+      if (timer !== null) clearTimeout(timer);
+      if (immediate !== null) clearImmediate(immediate);
+      closeWatcher();
+      if (map.size === 0) releaseEpoll(map);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+
+    const onAbort = () => finish(signal!.reason);
+
+    // Brings the epoll set up to date and makes sure libuv watches it.
+    const arm = () => {
+      if (done) return;
+      resync = false;
+      const s = syncEpoll(map);
+      if (s !== set) {
+        closeWatcher();
+        set = s;
+        s.beforeClose.add(closeWatcher);
+        watcher = new native.FdWatcher(s.epfd, onReady);
+        const rc = watcher.start(UV_READABLE);
+        if (rc !== 0) return finish(new OSError(-rc, 'uv_poll_start'));
+      }
+      // Channels epoll cannot watch (regular files) or whose fd is gone are
+      // ready now: run the next pass at once, as poll(2) would return at once.
+      let readyNow = s.alwaysReady.size > 0;
+      if (!readyNow) for (const r of s.reg.values()) if (r.mask === -1) readyNow = true;
+      if (readyNow) schedule();
+      else if (timer === null && waitMs >= 0) timer = setTimeout(onTimeout, waitMs);
+    };
+
+    const schedule = () => {
+      if (immediate === null && !done) immediate = setImmediate(onImmediate);
+    };
+    const onImmediate = () => {
+      immediate = null;
+      runPass();
+    };
+    const onTimeout = () => {
+      timer = null;
+      runPass();
+    };
+    const onReady = (status: number) => {
+      if (status < 0) return finish(new OSError(-status, 'uv_poll'));
+      runPass();
+    };
+
+    const runPass = () => {
+      if (done) return;
+      if (timer !== null) {
+        clearTimeout(timer);
+        timer = null;
+      }
+      try {
+        if (map.size > 0) {
+          if (isEpoll) dispatchEpoll(syncEpoll(map), map, 0);
+          else pass(0, map);
+          remaining--;
+        }
+      } catch (err) {
+        return finish(err);
+      }
+      if (map.size === 0 || remaining <= 0) return finish();
+      arm();
+    };
+
+    // A change made from another callback: re-sync before the next wait.
+    const unwatch = watchMap(map, () => {
+      if (done || resync) return;
+      resync = true;
+      queueMicrotask(() => {
+        if (!done && resync) {
+          if (map.size === 0) return finish();
+          arm();
+        }
+      });
+    });
+
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (map.size === 0) return finish();
+    try {
+      arm();
+    } catch (err) {
+      finish(err);
+    }
+  });
+}
