@@ -90,7 +90,16 @@ export abstract class BaseSelector<T = unknown> {
     if (!key) throw new KeyError(fileobj, `${String(fileobj)} is not registered`);
     const ev = checkEvents(events);
     if (ev === key.events && data === key.data) return key;
-    if (ev !== key.events) this.osModify(key.fd, key.events, ev);
+    if (ev !== key.events) {
+      try {
+        this.osModify(key.fd, key.events, ev);
+      } catch (e) {
+        // The kernel refused (e.g. epoll EBADF for a closed fd): the key is dropped
+        // rather than left describing an interest that no longer exists (bpo-30014).
+        this.fdToKey.delete(key.fd);
+        throw e;
+      }
+    }
     const next: SelectorKey<T> = Object.freeze({ fileobj: key.fileobj, fd: key.fd, events: ev, data: (arguments.length > 2 ? data : key.data) as T });
     this.fdToKey.set(key.fd, next);
     return next;
@@ -117,11 +126,16 @@ export abstract class BaseSelector<T = unknown> {
     return key;
   }
 
-  /** fileobj → key, read only. */
+  /**
+   * fileobj → key: a read-only live view (it follows later register /
+   * unregister calls, as Python's mapping does). `get` / `has` accept the
+   * object or its descriptor number.
+   */
   getMap(): ReadonlyMap<FileLike, SelectorKey<T>> {
     this.live('getMap');
-    return new Map([...this.fdToKey.values()].map((k) => [k.fileobj, k]));
+    return (this.mapView ??= new SelectorMapping(this.fdToKey, (f) => this.lookup(f)));
   }
+  private mapView?: SelectorMapping<T>;
 
   close(): void {
     this.fdToKey.clear();
@@ -134,6 +148,42 @@ export abstract class BaseSelector<T = unknown> {
 
   [Symbol.for('nodejs.dispose')](): void {
     this.close();
+  }
+}
+
+/** The live, read-only view `getMap()` returns. */
+class SelectorMapping<T> implements ReadonlyMap<FileLike, SelectorKey<T>> {
+  constructor(
+    private readonly keys_: ReadonlyMap<number, SelectorKey<T>>,
+    private readonly find: (fileobj: FileLike) => SelectorKey<T> | undefined,
+  ) {}
+  get size(): number {
+    return this.keys_.size;
+  }
+  get(fileobj: FileLike): SelectorKey<T> | undefined {
+    try {
+      return this.find(fileobj);
+    } catch {
+      return undefined; // not a file object at all: not in the map
+    }
+  }
+  has(fileobj: FileLike): boolean {
+    return this.get(fileobj) !== undefined;
+  }
+  *entries(): MapIterator<[FileLike, SelectorKey<T>]> {
+    for (const k of this.keys_.values()) yield [k.fileobj, k];
+  }
+  *keys(): MapIterator<FileLike> {
+    for (const k of this.keys_.values()) yield k.fileobj;
+  }
+  values(): MapIterator<SelectorKey<T>> {
+    return this.keys_.values();
+  }
+  [Symbol.iterator](): MapIterator<[FileLike, SelectorKey<T>]> {
+    return this.entries();
+  }
+  forEach(cb: (key: SelectorKey<T>, fileobj: FileLike, map: ReadonlyMap<FileLike, SelectorKey<T>>) => void, thisArg?: unknown): void {
+    for (const k of this.keys_.values()) cb.call(thisArg, k, k.fileobj, this);
   }
 }
 
