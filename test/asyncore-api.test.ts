@@ -41,7 +41,7 @@ class TestHandler extends Dispatcher {
   override handleAccept(): void {
     throw new Unexpected('handleAccept not supposed to be called');
   }
-  override handleAccepted(): void {
+  override handleAccepted(_sock: Socket, _addr: Address): void {
     throw new Unexpected('handleAccepted not supposed to be called');
   }
   override handleConnect(): void {
