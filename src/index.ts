@@ -7,3 +7,4 @@ export * from './socket.js';
 export { select, Poll, Epoll, toFd, type FileLike, type Waiter } from './select.js';
 export * from './selectors.js';
 export * from './asyncore/index.js';
+export { AsyncChat, SimpleProducer, findPrefixAtEnd, type Producer, type Terminator } from './asynchat.js';

@@ -3,7 +3,7 @@
  * records the open descriptor count before the first test and asserts after
  * the last that it is back where it started.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
 
 /** The process's open descriptors right now (from /proc/self/fd). */
@@ -19,12 +19,24 @@ export function fdCount(): number {
 /** Registers before/after hooks that fail the file when it leaks descriptors. */
 export function trackFds(): void {
   let before = 0;
+  let beforeSet = new Set<number>();
   beforeAll(() => {
     before = fdCount();
+    beforeSet = new Set(openFds());
   });
   afterAll(async () => {
-    // Node's own handles (a closed net server, a child's pipes) close on the next turns.
-    for (let i = 0; i < 50 && fdCount() > before; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(fdCount(), 'open descriptors after the file (fd leak)').toBe(before);
+    // Node's own handles (a closed net server, a child's pipes, a terminated
+    // worker's event loop) close on later turns; a busy machine needs a while.
+    for (let i = 0; i < 150 && fdCount() > before; i++) await new Promise((r) => setTimeout(r, 20));
+    const extra = openFds()
+      .filter((fd) => !beforeSet.has(fd))
+      .map((fd) => {
+        try {
+          return `${fd}->${readlinkSync(`/proc/self/fd/${fd}`)}`;
+        } catch {
+          return `${fd}`;
+        }
+      });
+    expect(fdCount(), `open descriptors after the file (fd leak; new: ${extra.join(' ')})`).toBe(before);
   });
 }
