@@ -1,0 +1,476 @@
+/**
+ * `asyncore-native socks5`: a SOCKS5 proxy (RFC 1928) with optional
+ * username/password authentication (RFC 1929). CONNECT only.
+ *
+ * The handshake is a state machine over an input buffer: every field may
+ * arrive split over any number of reads (a client sending one byte at a time
+ * works), and several messages may arrive in one read. Bytes a client sends
+ * after its CONNECT request, before the reply, are kept and forwarded once
+ * the upstream connection is made. After the success reply the connection is
+ * a relay (relay.ts): backpressure and half-close as in `forward`.
+ *
+ * Replies (RFC 1928 §6), and what produces them:
+ *
+ * | REP  | meaning                    | when                                                        |
+ * |------|----------------------------|-------------------------------------------------------------|
+ * | 0x00 | succeeded                  | connected; BND.ADDR/BND.PORT = getsockname() of the upstream socket |
+ * | 0x01 | general failure            | request VER is not 5; a zero-length domain; any other errno |
+ * | 0x02 | not allowed by ruleset     | connect(2) EACCES / EPERM (local policy, a firewall)        |
+ * | 0x03 | network unreachable        | ENETUNREACH, ENETDOWN                                       |
+ * | 0x04 | host unreachable           | EHOSTUNREACH, EHOSTDOWN, ETIMEDOUT (connect timeout), a name that does not resolve (ENOTFOUND, EAI_AGAIN, …) |
+ * | 0x05 | connection refused         | ECONNREFUSED                                                |
+ * | 0x07 | command not supported      | CMD is BIND (2), UDP ASSOCIATE (3) or unknown               |
+ * | 0x08 | address type not supported | ATYP not 1, 3 or 4; EAFNOSUPPORT (no IPv6 on this host)     |
+ *
+ * Method selection: without `auth` only 0x00 (no authentication) is offered;
+ * with `auth` only 0x02 (username/password). A greeting that lists neither
+ * gets 0xFF and the connection is closed. A greeting whose VER is not 5 is
+ * closed without a reply (RFC 1928 has none to give). A failed RFC 1929
+ * authentication (or a sub-negotiation VER other than 1, or an empty user
+ * name) gets status 0x01 and is closed. Every error reply is followed by a
+ * lingering close: shutdown(SHUT_WR), input discarded until the client's EOF
+ * (at most 2 s), so the client reads the reply rather than a reset.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+import * as C from '../constants.js';
+import { errno as E } from '../errors.js';
+import type { Address, Socket } from '../socket.js';
+import { resolveHost, toSocketAddress } from './address.js';
+import { formatBytes } from './log.js';
+import { UsageError, parseSeconds } from './args.js';
+import type { Command } from './command.js';
+import { RelayEnd, connectAny, pair, recvShared, setNoDelay, sharedView, type Connecting } from './relay.js';
+import { Server, describeError, type ServerOptions } from './server.js';
+
+/** RFC 1928 reply codes. */
+export const REP = {
+  SUCCEEDED: 0x00,
+  GENERAL_FAILURE: 0x01,
+  NOT_ALLOWED: 0x02,
+  NETWORK_UNREACHABLE: 0x03,
+  HOST_UNREACHABLE: 0x04,
+  CONNECTION_REFUSED: 0x05,
+  TTL_EXPIRED: 0x06,
+  COMMAND_NOT_SUPPORTED: 0x07,
+  ADDRESS_TYPE_NOT_SUPPORTED: 0x08,
+} as const;
+
+export const ATYP_IPV4 = 0x01;
+export const ATYP_DOMAIN = 0x03;
+export const ATYP_IPV6 = 0x04;
+export const CMD_CONNECT = 0x01;
+export const METHOD_NONE = 0x00;
+export const METHOD_USERPASS = 0x02;
+export const METHOD_REFUSED = 0xff;
+
+/** The reply code for a failed connect(2) (see the table in the module notes). */
+export function replyForErrno(errno: number): number {
+  switch (errno) {
+    case E.ECONNREFUSED:
+      return REP.CONNECTION_REFUSED;
+    case E.ENETUNREACH:
+    case E.ENETDOWN:
+      return REP.NETWORK_UNREACHABLE;
+    case E.EHOSTUNREACH:
+    case E.EHOSTDOWN:
+    case E.ETIMEDOUT:
+      return REP.HOST_UNREACHABLE;
+    case E.EACCES:
+    case E.EPERM:
+      return REP.NOT_ALLOWED;
+    case E.EAFNOSUPPORT:
+      return REP.ADDRESS_TYPE_NOT_SUPPORTED;
+    default:
+      return REP.GENERAL_FAILURE;
+  }
+}
+
+/** One step of a parser: more bytes needed, a message and its length, or a failure. */
+export type Parsed<T> = { need: number } | { value: T; used: number } | { fail: number };
+
+/** Version identifier / method selection: `fail` 0 means "not SOCKS5: close without reply". */
+export function parseGreeting(b: Buffer): Parsed<Buffer> {
+  if (b.length < 1) return { need: 1 };
+  if (b[0] !== 0x05) return { fail: 0 };
+  if (b.length < 2) return { need: 2 };
+  const n = b[1]!;
+  if (b.length < 2 + n) return { need: 2 + n };
+  return { value: b.subarray(2, 2 + n), used: 2 + n };
+}
+
+/** RFC 1929 request; `fail` 1: a malformed one (answered with status 0x01). */
+export function parseAuth(b: Buffer): Parsed<{ user: Buffer; pass: Buffer }> {
+  if (b.length < 1) return { need: 1 };
+  if (b[0] !== 0x01) return { fail: 1 };
+  if (b.length < 2) return { need: 2 };
+  const ulen = b[1]!;
+  if (ulen === 0) return { fail: 1 };
+  if (b.length < 3 + ulen) return { need: 3 + ulen };
+  const plen = b[2 + ulen]!;
+  const total = 3 + ulen + plen;
+  if (b.length < total) return { need: total };
+  return { value: { user: b.subarray(2, 2 + ulen), pass: b.subarray(3 + ulen, total) }, used: total };
+}
+
+export interface Socks5Request {
+  cmd: number;
+  atyp: number;
+  /** An IPv4 / IPv6 literal or a domain name. */
+  host: string;
+  port: number;
+}
+
+/**
+ * A CONNECT request. Fails (with the reply code to send) as early as the
+ * bytes allow: a wrong VER at the first byte, a CMD other than CONNECT at the
+ * second, an unknown ATYP at the fourth.
+ */
+export function parseRequest(b: Buffer): Parsed<Socks5Request> {
+  if (b.length < 1) return { need: 1 };
+  if (b[0] !== 0x05) return { fail: REP.GENERAL_FAILURE };
+  if (b.length < 2) return { need: 2 };
+  const cmd = b[1]!;
+  if (cmd !== CMD_CONNECT) return { fail: REP.COMMAND_NOT_SUPPORTED };
+  if (b.length < 4) return { need: 4 };
+  const atyp = b[3]!;
+  let host: string;
+  let at: number;
+  if (atyp === ATYP_IPV4) {
+    if (b.length < 10) return { need: 10 };
+    host = `${b[4]}.${b[5]}.${b[6]}.${b[7]}`;
+    at = 8;
+  } else if (atyp === ATYP_IPV6) {
+    if (b.length < 22) return { need: 22 };
+    host = ipv6FromBytes(b.subarray(4, 20));
+    at = 20;
+  } else if (atyp === ATYP_DOMAIN) {
+    if (b.length < 5) return { need: 5 };
+    const len = b[4]!;
+    if (len === 0) return { fail: REP.GENERAL_FAILURE };
+    if (b.length < 7 + len) return { need: 7 + len };
+    host = b.subarray(5, 5 + len).toString('utf8');
+    at = 5 + len;
+  } else {
+    return { fail: REP.ADDRESS_TYPE_NOT_SUPPORTED };
+  }
+  return { value: { cmd, atyp, host, port: b.readUInt16BE(at) }, used: at + 2 };
+}
+
+/** 16 bytes → the canonical text form (RFC 5952: lower case, longest zero run as '::'). */
+export function ipv6FromBytes(b: Uint8Array): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
+  let bestAt = -1, bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) [bestAt, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestAt < 0) return hex.join(':');
+  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
+}
+
+/** An IPv6 literal (with '::', an embedded IPv4 tail, a '%scope' suffix) → 16 bytes. */
+export function ipv6ToBytes(text: string): Buffer {
+  let s = text.split('%')[0]!;
+  let v4: number[] = [];
+  const m = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+  if (m) {
+    v4 = [(Number(m[2]) << 8) | Number(m[3]), (Number(m[4]) << 8) | Number(m[5])];
+    s = m[1]!.endsWith('::') ? m[1]! : m[1]!.slice(0, -1);
+  }
+  const part = (x: string) => (x === '' ? [] : x.split(':').map((h) => parseInt(h, 16)));
+  const dbl = s.indexOf('::');
+  let groups: number[];
+  if (dbl >= 0) {
+    const l = part(s.slice(0, dbl));
+    const r = [...part(s.slice(dbl + 2)), ...v4];
+    groups = [...l, ...new Array<number>(Math.max(0, 8 - l.length - r.length)).fill(0), ...r];
+  } else {
+    groups = [...part(s), ...v4];
+  }
+  const out = Buffer.alloc(16);
+  groups.slice(0, 8).forEach((g, i) => out.writeUInt16BE((g || 0) & 0xffff, i * 2));
+  return out;
+}
+
+/** A reply: VER REP RSV ATYP BND.ADDR BND.PORT (0.0.0.0:0 when there is no bound address). */
+export function replyBytes(rep: number, family = C.AF_INET, bound: Address | null = null): Buffer {
+  const [host, port] = Array.isArray(bound) ? bound : ['0.0.0.0', 0];
+  if (family === C.AF_INET6 && isIP(host.split('%')[0]!) === 6) {
+    const b = Buffer.alloc(22);
+    b[0] = 5;
+    b[1] = rep;
+    b[3] = ATYP_IPV6;
+    ipv6ToBytes(host).copy(b, 4);
+    b.writeUInt16BE(port, 20);
+    return b;
+  }
+  const b = Buffer.alloc(10);
+  b[0] = 5;
+  b[1] = rep;
+  b[3] = ATYP_IPV4;
+  const parts = isIP(host) === 4 ? host.split('.').map(Number) : [0, 0, 0, 0];
+  parts.forEach((v, i) => (b[4 + i] = v));
+  b.writeUInt16BE(port, 8);
+  return b;
+}
+
+/** The handshake never needs more than this buffered (an RFC 1929 request is at most 513 bytes). */
+const MAX_HANDSHAKE = 1024;
+
+type Phase = 'greeting' | 'auth' | 'request' | 'connecting' | 'relay' | 'done';
+
+export interface Socks5Options extends ServerOptions {
+  /** Require RFC 1929 username/password authentication with these credentials. */
+  auth?: { user: string; pass: string };
+  /** Seconds an upstream connect may take (default 10); then reply 0x04. */
+  connectTimeout?: number;
+  /** Seconds a client has to finish the handshake (default 30); then it is closed. */
+  handshakeTimeout?: number;
+}
+
+/** The client side of one SOCKS5 connection: the handshake, then a relay end. */
+export class Socks5Conn extends RelayEnd {
+  phase: Phase = 'greeting';
+  /** The requested destination (`host:port`), once known. */
+  target = '';
+  /** The reply code sent, -1 before one was sent. */
+  rep = -1;
+  upstream: RelayEnd | null = null;
+  private inbuf: Buffer = Buffer.alloc(0);
+  private pendingConnect: Connecting | null = null;
+
+  constructor(
+    sock: Socket,
+    private readonly server: Socks5Server,
+  ) {
+    super(sock, server.map);
+    this.setTimer(server.handshakeTimeoutMs, () => this.close());
+  }
+
+  override readable(): boolean {
+    if (this.lingering) return true;
+    switch (this.phase) {
+      case 'greeting':
+      case 'auth':
+      case 'request':
+        return this.connected && this.finish === null;
+      case 'relay':
+        return super.readable();
+      default:
+        return false;
+    }
+  }
+
+  override handleRead(): void {
+    if (this.phase === 'relay' || this.lingering) return super.handleRead();
+    if (this.phase !== 'greeting' && this.phase !== 'auth' && this.phase !== 'request') return;
+    const n = recvShared(this.socket as Socket, MAX_HANDSHAKE - this.inbuf.length);
+    if (n < 0) return;
+    if (n === 0) {
+      this.close(); // EOF in the middle of the handshake: nobody to answer
+      return;
+    }
+    this.bytesIn += n;
+    this.inbuf = Buffer.concat([this.inbuf, sharedView(n)]);
+    this.advance();
+  }
+
+  /** Runs the handshake as far as the buffered bytes allow. */
+  private advance(): void {
+    for (;;) {
+      if (this.phase === 'greeting') {
+        const r = parseGreeting(this.inbuf);
+        if ('need' in r) return this.checkRoom(r.need);
+        if ('fail' in r) return this.close();
+        this.consume(r.used);
+        const want = this.server.auth ? METHOD_USERPASS : METHOD_NONE;
+        if (!r.value.includes(want)) return this.answerAndClose(Buffer.from([5, METHOD_REFUSED]));
+        this.enqueue(Buffer.from([5, want]));
+        this.phase = want === METHOD_USERPASS ? 'auth' : 'request';
+      } else if (this.phase === 'auth') {
+        const r = parseAuth(this.inbuf);
+        if ('need' in r) return this.checkRoom(r.need);
+        if ('fail' in r) return this.answerAndClose(Buffer.from([1, 1]));
+        this.consume(r.used);
+        if (!this.server.checkCredentials(r.value.user, r.value.pass)) {
+          this.target = '(authentication failed)';
+          return this.answerAndClose(Buffer.from([1, 1]));
+        }
+        this.enqueue(Buffer.from([1, 0]));
+        this.phase = 'request';
+      } else if (this.phase === 'request') {
+        const r = parseRequest(this.inbuf);
+        if ('need' in r) return this.checkRoom(r.need);
+        if ('fail' in r) return this.fail(r.fail);
+        this.consume(r.used);
+        this.phase = 'connecting';
+        return this.startConnect(r.value);
+      } else {
+        return;
+      }
+    }
+  }
+
+  private consume(n: number): void {
+    this.inbuf = this.inbuf.subarray(n);
+  }
+
+  // Every message fits in MAX_HANDSHAKE; this only guards the invariant.
+  private checkRoom(need: number): void {
+    if (need > MAX_HANDSHAKE) this.fail(REP.GENERAL_FAILURE);
+  }
+
+  private answerAndClose(reply: Buffer): void {
+    this.phase = 'done';
+    this.inbuf = Buffer.alloc(0);
+    this.enqueue(reply);
+    this.finishAfterFlush('linger');
+    this.kick();
+  }
+
+  /** Sends the error reply `rep` and closes. */
+  fail(rep: number): void {
+    if (this.closed || this.phase === 'done') return;
+    this.rep = rep;
+    this.answerAndClose(replyBytes(rep));
+  }
+
+  private startConnect(req: Socks5Request): void {
+    const port = req.port;
+    this.target = req.host.includes(':') ? `[${req.host}]:${port}` : `${req.host}:${port}`;
+    const server = this.server;
+    resolveHost(req.host, server.resolver).then(
+      (addrs) => {
+        if (this.closed) return;
+        this.pendingConnect = connectAny(
+          server.map,
+          addrs.map((a) => toSocketAddress(a, port)),
+          server.connectTimeoutMs,
+          (errno, end) => {
+            this.pendingConnect = null;
+            if (end === null) return this.fail(replyForErrno(errno));
+            this.onUpstream(end);
+          },
+          server.admitErrno,
+        );
+      },
+      () => this.fail(REP.HOST_UNREACHABLE),
+    );
+  }
+
+  private onUpstream(end: RelayEnd): void {
+    const sock = end.socket as Socket;
+    this.clearTimer();
+    this.rep = REP.SUCCEEDED;
+    this.enqueue(replyBytes(REP.SUCCEEDED, sock.family, sock.getsockname()));
+    this.phase = 'relay';
+    this.upstream = end;
+    end.onError = this.onError;
+    end.onClosed = this.server.sessionEnded;
+    pair(this, end);
+    if (this.inbuf.length > 0) end.enqueue(this.inbuf);
+    this.inbuf = Buffer.alloc(0);
+    this.kick();
+  }
+
+  override close(): void {
+    if (this.closed) return;
+    this.pendingConnect?.cancel();
+    this.pendingConnect = null;
+    super.close();
+  }
+}
+
+/** The SOCKS5 proxy server. */
+export class Socks5Server extends Server {
+  readonly auth: { user: Buffer; pass: Buffer } | null;
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  private readonly started = new WeakMap<Socks5Conn, [number, string, number]>();
+
+  constructor(options: Socks5Options = {}) {
+    super(options);
+    this.auth = options.auth ? { user: Buffer.from(options.auth.user), pass: Buffer.from(options.auth.pass) } : null;
+    this.connectTimeoutMs = Math.ceil((options.connectTimeout ?? 10) * 1000);
+    this.handshakeTimeoutMs = Math.ceil((options.handshakeTimeout ?? 30) * 1000);
+  }
+
+  /** RFC 1929 check, in time independent of where the bytes differ. */
+  checkCredentials(user: Buffer, pass: Buffer): boolean {
+    const a = this.auth;
+    if (a === null) return false;
+    const eq = (x: Buffer, y: Buffer) => x.length === y.length && timingSafeEqual(x, y);
+    return eq(user, a.user) && eq(pass, a.pass);
+  }
+
+  handleConnection(sock: Socket, peer: string): void {
+    const id = this.logger.nextId();
+    setNoDelay(sock);
+    const conn = new Socks5Conn(sock, this);
+    this.started.set(conn, [id, peer, performance.now()]);
+    this.logger.conn(`#${id} open ${peer}`);
+    conn.onError = (_e, err) => this.logger.error(`#${id} error: ${describeError(err)}`);
+    conn.onClosed = () => this.sessionEnded(conn);
+  }
+
+  /** Logs the end of a session once both of its ends are closed. */
+  readonly sessionEnded = (end: RelayEnd): void => {
+    const conn = end instanceof Socks5Conn ? end : (end.peer as Socks5Conn | null);
+    if (conn === null || !conn.closed || (conn.upstream !== null && !conn.upstream.closed)) return;
+    const info = this.started.get(conn);
+    if (info === undefined) return;
+    this.started.delete(conn);
+    const [id, peer, t0] = info;
+    const rep = conn.rep < 0 ? 'no reply' : `reply 0x${conn.rep.toString(16).padStart(2, '0')}`;
+    const target = conn.target || '(no request)';
+    const traffic = conn.rep === REP.SUCCEEDED ? ` sent ${formatBytes(conn.upstream?.bytesOut ?? 0)} received ${formatBytes(conn.upstream?.bytesIn ?? 0)}` : '';
+    this.logger.conn(`#${id} close ${peer} -> ${target} ${rep}${traffic} in ${((performance.now() - t0) / 1000).toFixed(3)} s`);
+  };
+}
+
+/** `--auth USER:PASS` → credentials (UsageError when malformed). */
+export function parseAuthOption(value: string | boolean | undefined): { user: string; pass: string } | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value);
+  const colon = text.indexOf(':');
+  const user = colon < 0 ? '' : text.slice(0, colon);
+  const pass = colon < 0 ? '' : text.slice(colon + 1);
+  if (user === '' || Buffer.byteLength(user) > 255 || Buffer.byteLength(pass) > 255)
+    throw new UsageError('--auth must be USER:PASS (user 1-255 bytes, password 0-255 bytes)');
+  return { user, pass };
+}
+
+export const socks5Command: Command = {
+  name: 'socks5',
+  summary: 'SOCKS5 proxy (RFC 1928 CONNECT, RFC 1929 username/password)',
+  synopsis: '--listen ADDR [--auth USER:PASS] [options]',
+  description:
+    'A SOCKS5 proxy for CONNECT to IPv4, IPv6 and domain-name destinations (names are\n' +
+    'resolved by the proxy, without blocking other clients). With --auth, clients must\n' +
+    'authenticate (RFC 1929); without it, only "no authentication" is offered.\n' +
+    'Reply codes: 0x01 general failure, 0x02 EACCES/EPERM, 0x03 ENETUNREACH, 0x04 EHOSTUNREACH /\n' +
+    'ETIMEDOUT / unknown host, 0x05 ECONNREFUSED, 0x07 command not supported, 0x08 address type\n' +
+    'not supported. ADDR is HOST:PORT, [V6]:PORT or unix:PATH.',
+  options: {
+    listen: { value: 'ADDR', required: true, help: 'where to listen' },
+    auth: { value: 'USER:PASS', help: 'require this username and password (RFC 1929)' },
+    'connect-timeout': { value: 'SECONDS', help: 'reply 0x04 when a connect takes longer (default 10)' },
+    'handshake-timeout': { value: 'SECONDS', help: 'close clients that have not sent a request by then (default 30)' },
+  },
+  create: (opts, logger) =>
+    new Socks5Server({
+      logger,
+      auth: parseAuthOption(opts.auth),
+      connectTimeout: parseSeconds('connect-timeout', opts['connect-timeout'], 10),
+      handshakeTimeout: parseSeconds('handshake-timeout', opts['handshake-timeout'], 30),
+    }),
+};
