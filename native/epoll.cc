@@ -3,7 +3,8 @@
 // this file); the TS layer leaves Epoll out where `epollCreate` is missing.
 #include <sys/epoll.h>
 
-#include <vector>
+#include <memory>
+#include <new>
 
 #include "util.h"
 
@@ -46,12 +47,22 @@ Napi::Value EpollWait(const Napi::CallbackInfo& info) {
   }
   double timeout;
   if (!GetTimeoutMs(info, 4, &timeout)) return Napi::Value();
+  // The kernel refuses more than EP_MAX_EVENTS (INT_MAX / sizeof(epoll_event))
+  // with EINVAL; answer the same before allocating for it.
+  if (maxevents > static_cast<int64_t>(INT32_MAX / sizeof(epoll_event))) return Napi::Number::New(env, -EINVAL);
   // One scratch array per thread (workers have their own), grown on demand.
-  thread_local std::vector<epoll_event> scratch;
-  if (scratch.size() < static_cast<size_t>(maxevents)) scratch.resize(static_cast<size_t>(maxevents));
+  // Left uninitialised (the kernel writes it) and allocated without throwing:
+  // a size the machine cannot give is ENOMEM, as Python's MemoryError.
+  thread_local std::unique_ptr<epoll_event[]> scratch;
+  thread_local size_t scratchLen = 0;
+  if (scratchLen < static_cast<size_t>(maxevents)) {
+    scratch.reset(new (std::nothrow) epoll_event[static_cast<size_t>(maxevents)]);
+    scratchLen = scratch ? static_cast<size_t>(maxevents) : 0;
+    if (!scratch) return Napi::Number::New(env, -ENOMEM);
+  }
   int64_t deadline = DeadlineFromMs(timeout);
   int rc;
-  do rc = ::epoll_wait(epfd, scratch.data(), static_cast<int>(maxevents), RemainingMs(deadline));
+  do rc = ::epoll_wait(epfd, scratch.get(), static_cast<int>(maxevents), RemainingMs(deadline));
   while (rc < 0 && errno == EINTR);
   if (rc < 0) return Napi::Number::New(env, -errno);
   int32_t* fds = of.Data();

@@ -89,15 +89,25 @@ inline bool GetBytes(const Napi::CallbackInfo& info, size_t i, Bytes* out) {
     Napi::TypeError::New(env, "buffer must be a Buffer or TypedArray").ThrowAsJavaScriptException();
     return false;
   }
-  Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
-  Napi::ArrayBuffer ab = ta.ArrayBuffer();
-  if (ab.IsDetached()) {
-    out->data = nullptr;
-    out->len = 0;
-    return true;
+  // napi_get_typedarray_info works for every backing store: a
+  // SharedArrayBuffer (which Napi::ArrayBuffer refuses with "Invalid
+  // argument") and a detached buffer (length 0, data null).
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  if (napi_get_typedarray_info(env, info[i], &type, &length, &data, nullptr, nullptr) != napi_ok) {
+    Napi::TypeError::New(env, "buffer must be a Buffer or TypedArray").ThrowAsJavaScriptException();
+    return false;
   }
-  out->data = static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset();
-  out->len = ta.ByteLength();
+  size_t size = 1;
+  switch (type) {
+    case napi_int16_array: case napi_uint16_array: size = 2; break;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: size = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: size = 8; break;
+    default: break;
+  }
+  out->data = static_cast<uint8_t*>(data);
+  out->len = data == nullptr ? 0 : length * size;
   return true;
 }
 

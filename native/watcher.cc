@@ -34,14 +34,15 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
       Napi::Error::New(env, "no libuv loop").ThrowAsJavaScriptException();
       return;
     }
+    // A descriptor libuv cannot watch (closed: EBADF; a regular file: EPERM)
+    // is the kernel's answer, not misuse: it is kept and returned by start(),
+    // as every other errno of the addon is returned rather than thrown.
     handle_ = new uv_poll_t;
     int rc = uv_poll_init(loop, handle_, fd);
     if (rc != 0) {
       delete handle_;
       handle_ = nullptr;
-      Napi::Error e = Napi::Error::New(env, std::string("uv_poll_init: ") + uv_strerror(rc));
-      e.Set("errno", Napi::Number::New(env, -rc));
-      e.ThrowAsJavaScriptException();
+      init_error_ = rc;
       return;
     }
     handle_->data = this;
@@ -81,6 +82,7 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   Napi::Value Start(const Napi::CallbackInfo& info) {
     int events;
     if (!GetI32(info, 0, "events", &events)) return Napi::Value();
+    if (handle_ == nullptr && init_error_ != 0) return Napi::Number::New(info.Env(), init_error_);
     if (handle_ == nullptr) return ThrowType(info.Env(), "FdWatcher is closed");
     if ((events & ~(UV_READABLE | UV_WRITABLE | UV_DISCONNECT | UV_PRIORITIZED)) != 0)
       return ThrowRange(info.Env(), "events must be a mask of UV_READABLE=1, UV_WRITABLE=2");
@@ -95,10 +97,12 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   Napi::Value Close(const Napi::CallbackInfo& info) {
     CloseHandle();
     callback_.Reset();
+    init_error_ = 0;
     return info.Env().Undefined();
   }
 
   uv_poll_t* handle_ = nullptr;
+  int init_error_ = 0;  // uv_poll_init's status when it failed (a negative errno)
   Napi::FunctionReference callback_;
   napi_env env_ = nullptr;
 };

@@ -17,7 +17,10 @@ import { fileURLToPath } from 'node:url';
 export type NativeAddress = [string, number] | [string, number, number, number] | string;
 
 export interface FdWatcherInstance {
-  /** uv_poll_start with UV_READABLE=1 | UV_WRITABLE=2; returns a libuv status (0 or negative). */
+  /**
+   * uv_poll_start with UV_READABLE=1 | UV_WRITABLE=2; returns a libuv status (0 or a negative errno).
+   * When the fd could not be watched at all (uv_poll_init failed: EBADF, EPERM), every start() returns that status.
+   */
   start(events: number): number;
   stop(): number;
   /** uv_close; the fd itself stays open and is the caller's to close afterwards. */

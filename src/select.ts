@@ -114,6 +114,9 @@ export interface Waiter {
   wait(timeoutMs: number, fds: Int32Array, events: Uint32Array): number;
 }
 
+/** epoll_wait(2)'s bound on maxevents on Linux: INT_MAX / sizeof(struct epoll_event) (12 bytes on x86-64, 16 elsewhere). */
+const EP_MAX_EVENTS = Math.floor(0x7fffffff / (process.arch === 'x64' ? 12 : 16));
+
 const DEFAULT_POLL_MASK = C.POLLIN | C.POLLPRI | C.POLLOUT;
 
 /**
@@ -280,6 +283,9 @@ export class Epoll implements Waiter {
     if (typeof maxevents !== 'number' || !Number.isInteger(maxevents)) throw new TypeError('maxevents must be an integer');
     if (maxevents === 0 || maxevents < -1) throw new RangeError(`maxevents must be greater than 0, got ${maxevents}`);
     const max = maxevents === -1 ? C.FD_SETSIZE - 1 : maxevents;
+    // The kernel's limit (EP_MAX_EVENTS = INT_MAX / sizeof(struct epoll_event)):
+    // its EINVAL is given before arrays of that size are allocated.
+    if (max > EP_MAX_EVENTS) throw new OSError(E.EINVAL, 'epoll_wait');
     if (this.outFds.length < max) {
       this.outFds = new Int32Array(max);
       this.outEvents = new Uint32Array(max);
