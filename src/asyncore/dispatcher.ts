@@ -512,6 +512,16 @@ export class FileWrapper implements SocketLike {
     return this.fd;
   }
 
+  /**
+   * Gives up the descriptor without closing it; returns it. The loop does
+   * this on POLLNVAL, so a number reused by someone else is not closed.
+   */
+  detach(): number {
+    const fd = this.fd;
+    this.fd = -1;
+    return fd;
+  }
+
   private live(): number {
     if (this.fd < 0) throw new OSError(E.EBADF, 'read');
     return this.fd;
