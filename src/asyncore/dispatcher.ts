@@ -427,8 +427,13 @@ export class DispatcherWithSend extends Dispatcher {
     this.pending = b.byteLength;
   }
 
-  /** Sends up to 64 KiB of the buffer now. */
+  /**
+   * Sends up to 64 KiB of the buffer now. While a connect is in progress the
+   * data waits for it (Python sends on the connecting socket and can raise
+   * ECONNREFUSED from send; here the refusal reaches handleConnectEvent).
+   */
   initiateSend(): void {
+    if (this.connecting && !this.connected) return;
     while (this.chunks.length > 0) {
       const c = this.chunks[0]!;
       const len = Math.min(c.byteLength - this.head, 65536);
