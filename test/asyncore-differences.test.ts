@@ -359,6 +359,47 @@ describe.each(backends)('deliberate differences under %s', (backend) => {
     });
   }
 
+  if (backend !== 'select') {
+    it('difference: POLLNVAL closes a FileDispatcher without closing its (dup\'ed) descriptor number again', () => {
+      const map = new ChannelMap();
+      const [r, w] = pipe();
+      const [c, cPeer] = socketpair();
+      const origClose = native.close;
+      const closed: number[] = [];
+      let copy = -1;
+      let closes = 0;
+      try {
+        new Recorder(c, map);
+        pass(map, backend, 0);
+        class CountingFile extends FileDispatcher {
+          override handleClose(): void {
+            closes++;
+            this.close();
+          }
+        }
+        const d = new CountingFile(r, map);
+        copy = d.fileno()!;
+        origClose(copy); // the dispatcher's own copy, closed behind its back
+        native.close = (n: number) => {
+          closed.push(n);
+          return origClose(n);
+        };
+        expect(() => pass(map, backend, 0)).not.toThrow();
+        native.close = origClose;
+        expect(closes).toBe(1);
+        expect(d.fileno()).toBeNull();
+        expect(map.size).toBe(1);
+        expect(closed).not.toContain(copy);
+      } finally {
+        native.close = origClose;
+        closeAll(map, true);
+        closeFd(r);
+        closeFd(w);
+        cPeer.close();
+      }
+    });
+  }
+
   it("difference: strings are accepted where bytes are — send('hi') (Python 3 raises TypeError)", () => {
     const map = new ChannelMap();
     const socks = closeLater();
