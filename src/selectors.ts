@@ -7,7 +7,8 @@
  *   registered is a KeyError; a bad fileobj is TypeError / RangeError.
  * - `unregister(fileobj)` → the key; KeyError when unknown. Unregistering a
  *   descriptor that was already closed does not throw.
- * - `modify(fileobj, events, data?)` → the key; KeyError when unknown.
+ * - `modify(fileobj, events, data?)` → the key; KeyError when unknown. As in
+ *   Python, leaving `data` out sets it to undefined (Python: None).
  * - `select(timeout?)` → `[key, events][]`, `timeout` in seconds: null /
  *   undefined waits forever, <= 0 polls. Events are those the key asked for.
  * - `getKey(fileobj)` (KeyError when unknown), `getMap()` (fileobj → key, read
@@ -100,7 +101,7 @@ export abstract class BaseSelector<T = unknown> {
         throw e;
       }
     }
-    const next: SelectorKey<T> = Object.freeze({ fileobj: key.fileobj, fd: key.fd, events: ev, data: (arguments.length > 2 ? data : key.data) as T });
+    const next: SelectorKey<T> = Object.freeze({ fileobj: key.fileobj, fd: key.fd, events: ev, data: data as T });
     this.fdToKey.set(key.fd, next);
     return next;
   }

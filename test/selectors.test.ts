@@ -443,3 +443,20 @@ describe('DefaultSelector', () => {
     }
   });
 });
+
+describe('modify without data', () => {
+  it.each(['SelectSelector', 'PollSelector', 'EpollSelector'] as const)('%s: resets the data, as Python resets it to None', async (name) => {
+    const mod = await import('../src/selectors.js');
+    const sel = new mod[name]<string>();
+    const [a, b] = socketpair();
+    try {
+      sel.register(a, mod.EVENT_READ, 'first');
+      expect(sel.modify(a, mod.EVENT_READ | mod.EVENT_WRITE).data).toBeUndefined();
+      expect(sel.getKey(a).data).toBeUndefined();
+    } finally {
+      sel.close();
+      a.close();
+      b.close();
+    }
+  });
+});
