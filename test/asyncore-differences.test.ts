@@ -575,3 +575,32 @@ describe.skipIf(!HAVE_EPOLL)('epoll pass (Linux only: epoll(7) does not exist el
     }
   });
 });
+
+describe.skipIf(!HAVE_EPOLL)('epoll pass: a descriptor closed behind the channel (Linux only: epoll(7))', () => {
+  it('is reported as POLLNVAL even when the new epoll set took its number', () => {
+    const map = new ChannelMap();
+    const [a, b] = socketpair();
+    const r = new Recorder(a, map);
+    const fd = r.fileno()!;
+    try {
+      // Closed behind the channel's back, before the map has an epoll set:
+      // epoll_create1 takes the lowest free number, which is this one.
+      native.close(fd);
+      pass(map, 'epoll');
+      expect(r.closes).toBe(1);
+      expect(map.size).toBe(0);
+      // The set's own descriptor was not closed by mistake: a new channel is served.
+      const [c, d] = socketpair();
+      const r2 = new Recorder(c, map);
+      d.send('x');
+      pass(map, 'epoll');
+      expect(r2.data.map(String)).toEqual(['x']);
+      r2.close();
+      d.close();
+    } finally {
+      a.detach();
+      b.close();
+      closeAll(map);
+    }
+  });
+});

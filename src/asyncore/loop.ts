@@ -14,7 +14,7 @@ import { EVENT_READ, EVENT_WRITE, type BaseSelector } from '../selectors.js';
 import { DISCONNECTED, Dispatcher } from './dispatcher.js';
 import { socketMap, watchMap, type Channel, type SocketMap } from './map.js';
 
-const C_EPERM = E.EPERM!, C_EBADF = E.EBADF!, C_ENOENT = E.ENOENT!;
+const C_EPERM = E.EPERM!, C_EBADF = E.EBADF!, C_ENOENT = E.ENOENT!, C_EINVAL = E.EINVAL!;
 const POLLIN = C.POLLIN, POLLPRI = C.POLLPRI, POLLOUT = C.POLLOUT;
 const POLLERR = C.POLLERR, POLLHUP = C.POLLHUP, POLLNVAL = C.POLLNVAL;
 
@@ -340,8 +340,11 @@ export function syncEpoll(map: SocketMap): EpollSet {
         s.alwaysReady.set(fd, { obj, mask, seen: pass });
         continue;
       }
-      if (rc < 0 && rc !== -C_EBADF) throw new OSError(-rc, 'epoll_ctl');
-      // EBADF: the channel's fd is closed; record it so the pass reports POLLNVAL.
+      // EBADF: the channel's fd is closed. EINVAL with fd === epfd: it was
+      // closed and the set itself took the number. Either way the pass
+      // reports POLLNVAL for it, as poll(2) would.
+      const gone = rc === -C_EBADF || (rc === -C_EINVAL && fd === s.epfd);
+      if (rc < 0 && !gone) throw new OSError(-rc, 'epoll_ctl');
       s.reg.set(fd, { obj, mask: rc < 0 ? -1 : mask, seen: pass });
       seen++;
     } else {
