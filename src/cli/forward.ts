@@ -43,8 +43,10 @@ export class ForwardServer extends Server {
     this.logger.conn(`#${id} open ${peer} -> ${target}`);
 
     const onError = (_e: RelayEnd, err: unknown) => this.logger.error(`#${id} error: ${describeError(err)}`);
+    let logged = false;
     const ended = () => {
-      if (!client.closed || (upstream !== null && !upstream.closed)) return;
+      if (logged || !client.closed || (upstream !== null && !upstream.closed)) return;
+      logged = true;
       const secs = ((performance.now() - t0) / 1000).toFixed(3);
       const how = failure ? `failed: ${failure}` : `sent ${formatBytes(client.bytesIn)} received ${formatBytes(client.bytesOut)}`;
       this.logger.conn(`#${id} close ${peer} -> ${target} ${how} in ${secs} s`);
