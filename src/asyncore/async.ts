@@ -110,9 +110,7 @@ export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {
       }
       // Channels epoll cannot watch (regular files) or whose fd is gone are
       // ready now: run the next pass at once, as poll(2) would return at once.
-      let readyNow = s.alwaysReady.size > 0;
-      if (!readyNow) for (const r of s.reg.values()) if (r.mask === -1) readyNow = true;
-      if (readyNow) schedule();
+      if (s.alwaysReady.size > 0 || s.broken > 0) schedule();
       else if (timer === null && waitMs >= 0) timer = setTimeout(onTimeout, waitMs);
     };
 

@@ -461,6 +461,17 @@ export class DispatcherWithSend extends Dispatcher {
   override send(data: BytesLike): number {
     const b = toBytes(data);
     if (this.debug) this.logInfo(`sending ${JSON.stringify(Buffer.from(b).toString('latin1'))}`);
+    if (this.pending === 0 && b.byteLength > 0 && this.connected) {
+      // Nothing queued: send straight from the caller's bytes and keep a
+      // copy of only what the kernel did not take (the caller may reuse its buffer).
+      const n = this.sendBytes(b, 0, Math.min(b.byteLength, 65536));
+      if (n === b.byteLength || this._fileno === null) return 0;
+      this.chunks.push(Buffer.from(b.subarray(n)));
+      this.head = 0;
+      this.pending = b.byteLength - n;
+      this.interestChanged();
+      return 0;
+    }
     if (b.byteLength > 0) {
       // Keep a private copy: the caller may reuse its buffer.
       this.chunks.push(Buffer.from(b));

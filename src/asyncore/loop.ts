@@ -232,6 +232,7 @@ export function poll2(timeout: number | null = 0, map: SocketMap = socketMap): v
 
 interface Registration {
   obj: Channel;
+  /** The registered epoll mask; -1 when the descriptor turned out closed (reported as POLLNVAL). */
   mask: number;
   seen: number;
 }
@@ -246,9 +247,14 @@ export class EpollSet {
   readonly reg = new Map<number, Registration>();
   /** Channels epoll cannot watch (EPERM: regular files), always ready as poll(2) reports them. */
   readonly alwaysReady = new Map<number, Registration>();
+  /** How many registrations have mask -1 (closed descriptors). */
+  broken = 0;
   fds = new Int32Array(64);
   evs = new Uint32Array(64);
+  objs: Array<Channel | undefined> = [];
   pass = 0;
+  /** Passes running on this set right now (a handler may run a nested pass). */
+  depth = 0;
   /** Run just before the descriptor closes (loopAsync closes its uv_poll watcher there). */
   readonly beforeClose = new Set<() => void>();
   private unwatch: () => void;
@@ -263,12 +269,16 @@ export class EpollSet {
     });
   }
 
+  /** Removes `fd` from the kernel set and the books. */
+  drop(fd: number, r: Registration): void {
+    if (r.mask === -1) this.broken--;
+    else native.epollCtl!(this.epfd, C.EPOLL_CTL_DEL, fd, 0);
+    this.reg.delete(fd);
+  }
+
   forget(fd: number, channel?: Channel): void {
     const r = this.reg.get(fd);
-    if (r !== undefined && (channel === undefined || r.obj === channel)) {
-      native.epollCtl!(this.epfd, C.EPOLL_CTL_DEL, fd, 0);
-      this.reg.delete(fd);
-    }
+    if (r !== undefined && (channel === undefined || r.obj === channel)) this.drop(fd, r);
     const a = this.alwaysReady.get(fd);
     if (a !== undefined && (channel === undefined || a.obj === channel)) this.alwaysReady.delete(fd);
   }
@@ -280,6 +290,7 @@ export class EpollSet {
     native.close(this.epfd);
     this.reg.clear();
     this.alwaysReady.clear();
+    this.broken = 0;
   }
 }
 
@@ -305,8 +316,60 @@ export function releaseEpoll(map: SocketMap): void {
   s.close();
 }
 
-
 const EP_READ = C.EPOLLIN | C.EPOLLPRI;
+
+// The sweep's state lives here so the per-channel callback allocates nothing.
+let sweepSet: EpollSet;
+let sweepSeen = 0;
+
+function sweepOne(obj: Channel, fd: number): void {
+  const s = sweepSet;
+  const pass = s.pass;
+  let mask = 0;
+  if (obj.readable()) mask |= EP_READ;
+  if (obj.writable() && !obj.accepting) mask |= C.EPOLLOUT;
+  let r = s.reg.get(fd);
+  if (r !== undefined && r.obj !== obj) {
+    // The fd now belongs to another channel that joined without our notice.
+    s.drop(fd, r);
+    r = undefined;
+  }
+  if (r === undefined) {
+    const a = s.alwaysReady.get(fd);
+    if (a !== undefined && a.obj === obj) {
+      a.mask = mask;
+      a.seen = pass;
+      return;
+    }
+    if (mask === 0) return;
+    const rc = native.epollCtl!(s.epfd, C.EPOLL_CTL_ADD, fd, mask);
+    if (rc === -C_EPERM) {
+      s.alwaysReady.set(fd, { obj, mask, seen: pass });
+      return;
+    }
+    // EBADF: the channel's fd is closed. EINVAL with fd === epfd: it was
+    // closed and the set itself took the number. Either way the pass
+    // reports POLLNVAL for it, as poll(2) would.
+    const gone = rc === -C_EBADF || (rc === -C_EINVAL && fd === s.epfd);
+    if (rc < 0 && !gone) throw new OSError(-rc, 'epoll_ctl');
+    if (rc < 0) s.broken++;
+    s.reg.set(fd, { obj, mask: rc < 0 ? -1 : mask, seen: pass });
+    sweepSeen++;
+    return;
+  }
+  r.seen = pass;
+  sweepSeen++;
+  if (r.mask === mask || r.mask === -1) return;
+  if (mask === 0) {
+    s.drop(fd, r);
+    sweepSeen--;
+    return;
+  }
+  const rc = native.epollCtl!(s.epfd, C.EPOLL_CTL_MOD, fd, mask);
+  if (rc < 0 && rc !== -C_EBADF && rc !== -C_ENOENT) throw new OSError(-rc, 'epoll_ctl');
+  if (rc < 0) s.broken++;
+  r.mask = rc < 0 ? -1 : mask;
+}
 
 /**
  * Brings the epoll set of `map` up to date with every channel's
@@ -315,66 +378,22 @@ const EP_READ = C.EPOLLIN | C.EPOLLPRI;
 export function syncEpoll(map: SocketMap): EpollSet {
   const s = epollSetOf(map);
   const pass = ++s.pass;
-  let seen = 0;
-  for (const [fd, obj] of map) {
-    let mask = 0;
-    if (obj.readable()) mask |= EP_READ;
-    if (obj.writable() && !obj.accepting) mask |= C.EPOLLOUT;
-    let r = s.reg.get(fd);
-    if (r !== undefined && r.obj !== obj) {
-      // The fd now belongs to another channel that joined without our notice.
-      native.epollCtl!(s.epfd, C.EPOLL_CTL_DEL, fd, 0);
-      s.reg.delete(fd);
-      r = undefined;
+  const outerSet = sweepSet, outerSeen = sweepSeen;
+  sweepSet = s;
+  sweepSeen = 0;
+  try {
+    map.forEach(sweepOne);
+    if (sweepSeen !== s.reg.size) {
+      // Some channels left the map without a notice (a plain Map edited directly).
+      for (const [fd, r] of s.reg) if (r.seen !== pass) s.drop(fd, r);
     }
-    if (r === undefined) {
-      const a = s.alwaysReady.get(fd);
-      if (a !== undefined && a.obj === obj) {
-        a.mask = mask;
-        a.seen = pass;
-        continue;
-      }
-      if (mask === 0) continue;
-      const rc = native.epollCtl!(s.epfd, C.EPOLL_CTL_ADD, fd, mask);
-      if (rc === -C_EPERM) {
-        s.alwaysReady.set(fd, { obj, mask, seen: pass });
-        continue;
-      }
-      // EBADF: the channel's fd is closed. EINVAL with fd === epfd: it was
-      // closed and the set itself took the number. Either way the pass
-      // reports POLLNVAL for it, as poll(2) would.
-      const gone = rc === -C_EBADF || (rc === -C_EINVAL && fd === s.epfd);
-      if (rc < 0 && !gone) throw new OSError(-rc, 'epoll_ctl');
-      s.reg.set(fd, { obj, mask: rc < 0 ? -1 : mask, seen: pass });
-      seen++;
-    } else {
-      r.seen = pass;
-      seen++;
-      if (r.mask === mask || r.mask === -1) continue;
-      if (mask === 0) {
-        native.epollCtl!(s.epfd, C.EPOLL_CTL_DEL, fd, 0);
-        s.reg.delete(fd);
-        seen--;
-      } else {
-        const rc = native.epollCtl!(s.epfd, C.EPOLL_CTL_MOD, fd, mask);
-        if (rc < 0 && rc !== -C_EBADF && rc !== -C_ENOENT) throw new OSError(-rc, 'epoll_ctl');
-        r.mask = rc < 0 ? -1 : mask;
-      }
-    }
+  } finally {
+    sweepSet = outerSet;
+    sweepSeen = outerSeen;
   }
-  if (seen !== s.reg.size) {
-    // Some channels left the map without a notice (a plain Map edited directly).
-    for (const [fd, r] of s.reg) {
-      if (r.seen !== pass) {
-        native.epollCtl!(s.epfd, C.EPOLL_CTL_DEL, fd, 0);
-        s.reg.delete(fd);
-      }
-    }
-  }
-  for (const [fd, a] of s.alwaysReady) if (a.seen !== pass) s.alwaysReady.delete(fd);
+  if (s.alwaysReady.size > 0) for (const [fd, a] of s.alwaysReady) if (a.seen !== pass) s.alwaysReady.delete(fd);
   return s;
 }
-
 
 /**
  * One pass over epoll(7) for `map`, with interest kept between passes.
@@ -387,13 +406,17 @@ export function pollEpoll(timeout: number | null = 0, map: SocketMap = socketMap
 
 /** Waits on the set (0 ms when a channel is always ready) and dispatches the events. */
 export function dispatchEpoll(s: EpollSet, map: SocketMap, ms: number): void {
-  const extra: Array<[number, Channel, number]> = [];
-  for (const [fd, r] of s.reg) if (r.mask === -1) extra.push([fd, r.obj, POLLNVAL]);
-  for (const [fd, a] of s.alwaysReady) {
-    const ev = (a.mask & C.EPOLLIN ? POLLIN : 0) | (a.mask & C.EPOLLOUT ? POLLOUT : 0);
-    if (ev) extra.push([fd, a.obj, ev]);
+  let extra: Array<[number, Channel, number]> | null = null;
+  if (s.broken > 0 || s.alwaysReady.size > 0) {
+    extra = [];
+    if (s.broken > 0) for (const [fd, r] of s.reg) if (r.mask === -1) extra.push([fd, r.obj, POLLNVAL]);
+    for (const [fd, a] of s.alwaysReady) {
+      const ev = (a.mask & C.EPOLLIN ? POLLIN : 0) | (a.mask & C.EPOLLOUT ? POLLOUT : 0);
+      if (ev) extra.push([fd, a.obj, ev]);
+    }
   }
-  if (s.reg.size === 0 && extra.length === 0) {
+  const nExtra = extra === null ? 0 : extra.length;
+  if (s.reg.size === s.broken && nExtra === 0) {
     sleepMs(ms);
     return;
   }
@@ -402,19 +425,28 @@ export function dispatchEpoll(s: EpollSet, map: SocketMap, ms: number): void {
     s.fds = new Int32Array(want);
     s.evs = new Uint32Array(want);
   }
-  const n = s.reg.size === 0 ? 0 : native.epollWait!(s.epfd, s.fds, s.evs, s.fds.length, extra.length ? 0 : ms);
+  // A handler may run a nested pass on the same map: it gets its own arrays.
+  const nested = s.depth > 0;
+  const fds = nested ? new Int32Array(want) : s.fds;
+  const evs = nested ? new Uint32Array(want) : s.evs;
+  const objs = nested ? [] : s.objs;
+  const n = s.reg.size === s.broken ? 0 : native.epollWait!(s.epfd, fds, evs, fds.length, nExtra ? 0 : ms);
   if (n < 0) throw new OSError(-n, 'epoll_wait');
-  if (n + extra.length === 0) return;
-  // Snapshot who each event belongs to before any handler runs.
-  const fds = Array.from(s.fds.subarray(0, n));
-  const evs = Array.from(s.evs.subarray(0, n));
-  const objs: Array<Channel | undefined> = fds.map((fd) => s.reg.get(fd)?.obj);
-  for (let i = 0; i < n; i++) {
-    const obj = objs[i];
-    const fd = fds[i]!;
-    if (obj !== undefined && map.get(fd) === obj) readwrite(obj, evs[i]!);
+  if (n + nExtra === 0) return;
+  // Who each event belongs to is fixed before any handler runs.
+  for (let i = 0; i < n; i++) objs[i] = s.reg.get(fds[i]!)?.obj;
+  s.depth++;
+  try {
+    for (let i = 0; i < n; i++) {
+      const obj = objs[i];
+      const fd = fds[i]!;
+      if (obj !== undefined && map.get(fd) === obj) readwrite(obj, evs[i]!);
+    }
+    if (extra !== null) for (const [fd, obj, ev] of extra) if (map.get(fd) === obj) readwrite(obj, ev);
+  } finally {
+    s.depth--;
+    objs.fill(undefined, 0, n);
   }
-  for (const [fd, obj, ev] of extra) if (map.get(fd) === obj) readwrite(obj, ev);
 }
 
 // ------------------------------------------------------- a selector object
