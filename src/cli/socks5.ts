@@ -244,6 +244,8 @@ export class Socks5Conn extends RelayEnd {
   target = '';
   /** The reply code sent, -1 before one was sent. */
   rep = -1;
+  /** Why the handshake ended without a request, for the close log line. */
+  note = '';
   upstream: RelayEnd | null = null;
   private inbuf: Buffer = Buffer.alloc(0);
   private pendingConnect: Connecting | null = null;
@@ -253,7 +255,10 @@ export class Socks5Conn extends RelayEnd {
     private readonly server: Socks5Server,
   ) {
     super(sock, server.map);
-    this.setTimer(server.handshakeTimeoutMs, () => this.close());
+    this.setTimer(server.handshakeTimeoutMs, () => {
+      this.note = 'handshake timeout';
+      this.close();
+    });
   }
 
   override readable(): boolean {
@@ -276,7 +281,8 @@ export class Socks5Conn extends RelayEnd {
     const n = recvShared(this.socket as Socket, MAX_HANDSHAKE - this.inbuf.length);
     if (n < 0) return;
     if (n === 0) {
-      this.close(); // EOF in the middle of the handshake: nobody to answer
+      this.note = 'EOF during the handshake';
+      this.close(); // nobody to answer
       return;
     }
     this.bytesIn += n;
@@ -290,19 +296,28 @@ export class Socks5Conn extends RelayEnd {
       if (this.phase === 'greeting') {
         const r = parseGreeting(this.inbuf);
         if ('need' in r) return this.checkRoom(r.need);
-        if ('fail' in r) return this.close();
+        if ('fail' in r) {
+          this.note = 'not a SOCKS5 greeting';
+          return this.close();
+        }
         this.consume(r.used);
         const want = this.server.auth ? METHOD_USERPASS : METHOD_NONE;
-        if (!r.value.includes(want)) return this.answerAndClose(Buffer.from([5, METHOD_REFUSED]));
+        if (!r.value.includes(want)) {
+          this.note = 'no acceptable authentication method';
+          return this.answerAndClose(Buffer.from([5, METHOD_REFUSED]));
+        }
         this.enqueue(Buffer.from([5, want]));
         this.phase = want === METHOD_USERPASS ? 'auth' : 'request';
       } else if (this.phase === 'auth') {
         const r = parseAuth(this.inbuf);
         if ('need' in r) return this.checkRoom(r.need);
-        if ('fail' in r) return this.answerAndClose(Buffer.from([1, 1]));
+        if ('fail' in r) {
+          this.note = 'malformed authentication request';
+          return this.answerAndClose(Buffer.from([1, 1]));
+        }
         this.consume(r.used);
         if (!this.server.checkCredentials(r.value.user, r.value.pass)) {
-          this.target = '(authentication failed)';
+          this.note = `authentication failed for user ${JSON.stringify(r.value.user.toString('utf8'))}`;
           return this.answerAndClose(Buffer.from([1, 1]));
         }
         this.enqueue(Buffer.from([1, 0]));
@@ -310,7 +325,10 @@ export class Socks5Conn extends RelayEnd {
       } else if (this.phase === 'request') {
         const r = parseRequest(this.inbuf);
         if ('need' in r) return this.checkRoom(r.need);
-        if ('fail' in r) return this.fail(r.fail);
+        if ('fail' in r) {
+          this.note = 'bad or unsupported request';
+          return this.fail(r.fail);
+        }
         this.consume(r.used);
         this.phase = 'connecting';
         return this.startConnect(r.value);
@@ -431,9 +449,9 @@ export class Socks5Server extends Server {
     this.started.delete(conn);
     const [id, peer, t0] = info;
     const rep = conn.rep < 0 ? 'no reply' : `reply 0x${conn.rep.toString(16).padStart(2, '0')}`;
-    const target = conn.target || '(no request)';
+    const what = conn.target ? `-> ${conn.target} ${rep}` : `${conn.note || 'closed before a request'}${conn.rep < 0 ? '' : ` ${rep}`}`;
     const traffic = conn.rep === REP.SUCCEEDED ? ` sent ${formatBytes(conn.upstream?.bytesOut ?? 0)} received ${formatBytes(conn.upstream?.bytesIn ?? 0)}` : '';
-    this.logger.conn(`#${id} close ${peer} -> ${target} ${rep}${traffic} in ${((performance.now() - t0) / 1000).toFixed(3)} s`);
+    this.logger.conn(`#${id} close ${peer} ${what}${traffic} in ${((performance.now() - t0) / 1000).toFixed(3)} s`);
   };
 }
 
