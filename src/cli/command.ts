@@ -7,7 +7,7 @@
  * the loop fails; 2 for a wrong command line.
  */
 import { UsageError, COMMON_OPTIONS, parseArgs, parseBackend, usage, type OptionSpecs, type ParsedOptions } from './args.js';
-import { EndpointError, parseEndpoint, type Endpoint } from './address.js';
+import { EndpointError, formatEndpoint, parseEndpoint, type Endpoint } from './address.js';
 import { Logger } from './log.js';
 import type { Server } from './server.js';
 
@@ -72,7 +72,7 @@ export async function runCommand(cmd: Command, argv: readonly string[]): Promise
     process.stdout.write(`listening on ${bound}\n`);
   } catch (err) {
     server.close();
-    process.stderr.write(`${prog}: cannot listen on ${String(argv[argv.indexOf('--listen') + 1] ?? '')}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`${prog}: cannot listen on ${formatEndpoint(listen)}: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
 

@@ -12,11 +12,14 @@ import * as C from '../constants.js';
 import { OSError, errno as E } from '../errors.js';
 import { Socket, type Address } from '../socket.js';
 import { Dispatcher } from '../asyncore/dispatcher.js';
-import { ChannelMap } from '../asyncore/map.js';
+import { ChannelMap, notifyMap } from '../asyncore/map.js';
 import { closeAll } from '../asyncore/loop.js';
 import { loopAsync } from '../asyncore/async.js';
 import { defaultResolver, formatAddress, resolveEndpoint, type Endpoint, type Resolver } from './address.js';
 import { Logger } from './log.js';
+
+/** How long the listener stops accepting after an accept error (EMFILE …): short enough to recover quickly, long enough not to spin. */
+const ACCEPT_PAUSE_MS = 100;
 
 export type BackendName = 'select' | 'poll' | 'epoll';
 
@@ -49,9 +52,28 @@ class Listener extends Dispatcher {
     }
   }
 
+  private resumeTimer: NodeJS.Timeout | null = null;
+
+  override readable(): boolean {
+    return this.resumeTimer === null;
+  }
+
   override handleError(err: unknown): void {
-    // EMFILE / ENFILE / ENOBUFS: keep listening; the pending connection waits.
-    this.server.logger.error(`accept: ${err instanceof Error ? err.message : String(err)}`);
+    // EMFILE / ENFILE / ENOBUFS: the pending connection stays queued and the
+    // listener stays readable, so accepting again at once would spin. Keep
+    // listening, but pause accepting for a moment (and log once per pause).
+    this.server.logger.error(`accept: ${err instanceof Error ? err.message : String(err)}; pausing accepts for ${ACCEPT_PAUSE_MS} ms`);
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = null;
+      const fd = this.fileno();
+      if (fd !== null) notifyMap(this._map, 'interest', fd, this);
+    }, ACCEPT_PAUSE_MS);
+  }
+
+  override close(): void {
+    if (this.resumeTimer !== null) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
+    super.close();
   }
 
   override handleClose(): void {
