@@ -1,15 +1,17 @@
 /**
- * The SOCKS5 proxy: the protocol parsers, the server driven in-process (with
- * node:net clients, an injected slow resolver), and the built CLI against
- * real curl, plus a flood of malformed requests.
+ * The SOCKS5 proxy's own pieces: the protocol parsers, the server driven
+ * in-process (node:net clients, an injected slow resolver, every backend), and
+ * the CLI's log lines. The black-box suite (curl, every reply code, malformed
+ * floods, stopping) runs against this proxy and the ThreadingTCPServer example
+ * in test/socks5-shared.test.ts.
  */
-import { execFile } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { trackFds } from './helpers/fds.js';
 import { HAVE_IPV6, sleep } from './helpers/net.js';
-import { connect, killAll, portOf, readAll, startCli } from './helpers/cli.js';
+import { connect, killAll, readAll, startCli } from './helpers/cli.js';
+import { closedPort, connectReq, curl, domain, ipv4, readN } from './helpers/socks5.js';
 import {
   REP, Socks5Server, ipv6FromBytes, ipv6ToBytes, parseAuth, parseGreeting, parseRequest, replyBytes, replyForErrno,
 } from '../src/cli/socks5.js';
@@ -20,9 +22,8 @@ import { AF_INET, AF_INET6 } from '../src/constants.js';
 trackFds();
 afterEach(() => killAll());
 
-/** A node:http server on 127.0.0.1 (and ::1 when there is IPv6) that answers "hello from <path>". */
+/** A node:http server on 127.0.0.1 that answers "hello from <path>". */
 let web: http.Server;
-let web6: http.Server | null = null;
 let webPort = 0;
 /** A TCP server that echoes, and remembers each connection's remote port. */
 let echo: net.Server;
@@ -33,10 +34,6 @@ beforeAll(async () => {
   web = http.createServer((req, res) => res.end(`hello from ${req.url}`));
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
   webPort = (web.address() as net.AddressInfo).port;
-  if (HAVE_IPV6) {
-    web6 = http.createServer((req, res) => res.end(`hello over v6 from ${req.url}`));
-    await new Promise<void>((r) => web6!.listen(webPort, '::1', r)).catch(() => (web6 = null));
-  }
   echo = net.createServer({ allowHalfOpen: true }, (s) => {
     echoPeers.push(s.remotePort!);
     s.pipe(s);
@@ -47,55 +44,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await new Promise((r) => web.close(r));
-  if (web6) await new Promise((r) => web6!.close(r));
   await new Promise((r) => echo.close(r));
 });
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-
-const connectReq = (atyp: number, addr: Buffer, port: number, cmd = 1) => {
-  const p = Buffer.alloc(2);
-  p.writeUInt16BE(port);
-  return Buffer.concat([Buffer.from([5, cmd, 0, atyp]), addr, p]);
-};
-const ipv4 = (s: string) => Buffer.from(s.split('.').map(Number));
-const domain = (s: string) => Buffer.concat([Buffer.from([Buffer.byteLength(s)]), Buffer.from(s)]);
-
-/** Reads exactly `n` bytes from `s` (rejects on EOF / timeout). */
-function readN(s: net.Socket, n: number, ms = 5000): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const t = setTimeout(() => done(new Error(`timed out waiting for ${n} bytes (got ${buf.length})`)), ms);
-    const onData = (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (buf.length >= n) {
-        done(null, buf.subarray(0, n)); // pauses the socket first, so unshift does not re-emit
-        if (buf.length > n) s.unshift(buf.subarray(n));
-      }
-    };
-    const onEnd = () => done(new Error(`EOF after ${buf.length} of ${n} bytes`));
-    const done = (err: Error | null, value?: Buffer) => {
-      clearTimeout(t);
-      s.off('data', onData);
-      s.off('end', onEnd);
-      s.off('error', onEnd);
-      s.pause();
-      if (err) reject(err);
-      else resolve(value!);
-    };
-    s.on('data', onData);
-    s.once('end', onEnd);
-    s.once('error', onEnd);
-    s.resume();
-  });
-}
 
 describe('SOCKS5 parsers', () => {
   it('parse every message incrementally: each prefix asks for more, the whole parses', () => {
@@ -323,129 +273,21 @@ describe('SOCKS5 server with authentication (in-process)', () => {
   });
 });
 
-/** Runs curl; resolves with its exit code and output (bounded by curl's own --max-time). */
-function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', '10', ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-describe('asyncore-native socks5 (spawned) with curl', () => {
-  it('serves curl --socks5-hostname, --socks5 and -x socks5h:// (IPv4 and a name), and over IPv6', async () => {
+describe('asyncore-native socks5 (spawned), CLI only', () => {
+  // The black-box suite shared with the ThreadingTCPServer example is test/socks5-shared.test.ts.
+  it('--verbose logs one open and one close line per client, with the destination and the reply code', async () => {
     const p = await startCli(['socks5', '--listen', '127.0.0.1:0', '--verbose']);
     try {
-      const proxy = p.address;
-      expect(proxy).toMatch(/^127\.0\.0\.1:\d+$/);
-      let r = await curl(['--socks5-hostname', proxy, `http://localhost:${webPort}/a`]);
-      expect(r.stdout).toMatch(/^hello (over v6 )?from \/a$/);
-      r = await curl(['--socks5', proxy, `http://127.0.0.1:${webPort}/b`]);
-      expect(r).toMatchObject({ code: 0, stdout: 'hello from /b' });
-      r = await curl(['-x', `socks5h://${proxy}`, `http://127.0.0.1:${webPort}/c`]);
-      expect(r).toMatchObject({ code: 0, stdout: 'hello from /c' });
-      if (web6) {
-        r = await curl(['-x', `socks5h://${proxy}`, `http://[::1]:${webPort}/d`]);
-        expect(r).toMatchObject({ code: 0, stdout: 'hello over v6 from /d' });
-      }
-      r = await curl(['-x', `socks5h://${proxy}`, `http://127.0.0.1:${await closedPort()}/`]);
-      expect(r.code).toBe(97); // curl: "Can't complete SOCKS5 connection … (5)"
-      expect(r.stderr).toMatch(/\(5\)/);
+      let r = await curl(['--socks5', p.address, `http://127.0.0.1:${webPort}/logged`]);
+      expect(r).toMatchObject({ code: 0, stdout: 'hello from /logged' });
+      const refused = await closedPort();
+      r = await curl(['--socks5', p.address, `http://127.0.0.1:${refused}/`]);
+      expect(r.code).toBe(97);
       expect((await p.stop('SIGINT')).code).toBe(0);
       expect(p.stderr()).toMatch(/#1 open 127\.0\.0\.1:\d+/);
-      expect(p.stderr()).toMatch(/#1 close .* reply 0x00/);
-    } finally {
-      p.child.kill('SIGKILL');
-    }
-  });
-
-  it('with --auth, curl --proxy-user gets through and a wrong password is refused', async () => {
-    const p = await startCli(['socks5', '--listen', '127.0.0.1:0', '--auth', 'alice:s3cret']);
-    try {
-      let r = await curl(['--socks5-hostname', p.address, '--proxy-user', 'alice:s3cret', `http://localhost:${webPort}/ok`]);
-      expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/from \/ok$/);
-      r = await curl(['--socks5-hostname', p.address, '--proxy-user', 'alice:nope', `http://localhost:${webPort}/no`]);
-      expect(r.code).toBe(97);
-      expect(r.stdout).toBe('');
-      r = await curl(['--socks5-hostname', p.address, `http://localhost:${webPort}/none`]); // no credentials at all
-      expect(r.code).toBe(97);
-      expect((await p.stop('SIGTERM')).code).toBe(0);
-    } finally {
-      p.child.kill('SIGKILL');
-    }
-  });
-
-  it('answers or closes each of 300 malformed requests, then still serves a good one', async () => {
-    const p = await startCli(['socks5', '--listen', '127.0.0.1:0', '--backend', 'poll']);
-    try {
-      // A fixed pseudo-random sequence, so a failure can be replayed.
-      let seed = 0x2545f491;
-      const rnd = (n: number) => {
-        seed ^= seed << 13;
-        seed ^= seed >>> 17;
-        seed ^= seed << 5;
-        return (seed >>> 0) % n;
-      };
-      const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => rnd(256)));
-      const good = Buffer.concat([Buffer.from([5, 1, 0]), connectReq(1, ipv4('127.0.0.1'), echoPort)]);
-      const makers: Array<() => Buffer> = [
-        () => bytes(1 + rnd(600)), // noise
-        () => Buffer.concat([Buffer.from([5, 1, 0]), bytes(1 + rnd(40))]), // good greeting, noise request
-        () => good.subarray(0, 1 + rnd(good.length - 1)), // truncated good
-        () => Buffer.from([4, 1, 0, 80, 127, 0, 0, 1, 0]), // SOCKS4
-        () => Buffer.from([5, 1, 0, 4, 1, 0, 1]), // request with a wrong version
-        () => Buffer.from([5, 1, 0, 5, 1, 0, 3, 200, 1, 2]), // domain length longer than sent
-        () => Buffer.from([5, 1, 0, 5, 1, 0, 3, 0, 0, 80]), // empty domain
-        () => Buffer.from([5, 255, ...bytes(255)]), // many methods, no 0x00 among them maybe
-        () => Buffer.from([5, 1, 0, 5, 9, 0, 1, 127, 0, 0, 1, 0, 80]), // unknown command
-      ];
-      const t0 = performance.now();
-      const one = async (i: number) => {
-        const s = await connect(p.address);
-        s.on('error', () => {});
-        s.write(makers[i % makers.length]!());
-        s.end(); // a truncated request then ends; the proxy must not wait forever
-        const r = await readAll(s, 5000);
-        s.destroy();
-        return r.error !== 'timeout';
-      };
-      const results: boolean[] = [];
-      for (let i = 0; i < 300; i += 30) results.push(...(await Promise.all(Array.from({ length: 30 }, (_, j) => one(i + j)))));
-      expect(results.filter((x) => !x).length).toBe(0);
-      expect(performance.now() - t0).toBeLessThan(20_000);
-      // Still serving.
-      const r = await curl(['--socks5', p.address, `http://127.0.0.1:${webPort}/after`]);
-      expect(r).toMatchObject({ code: 0, stdout: 'hello from /after' });
-      expect((await p.stop('SIGTERM')).code).toBe(0);
-    } finally {
-      p.child.kill('SIGKILL');
-    }
-  });
-
-  it('listens on IPv6 and on a Unix path', async () => {
-    if (HAVE_IPV6) {
-      const p = await startCli(['socks5', '--listen', '[::1]:0']);
-      try {
-        expect(p.address).toMatch(/^\[::1\]:\d+$/);
-        const r = await curl(['--socks5', `[::1]:${portOf(p.address)}`, `http://127.0.0.1:${webPort}/v6`]);
-        expect(r).toMatchObject({ code: 0, stdout: 'hello from /v6' });
-        expect((await p.stop()).code).toBe(0);
-      } finally {
-        p.child.kill('SIGKILL');
-      }
-    }
-    const { unixPath } = await import('./helpers/net.js');
-    const path = unixPath();
-    const p = await startCli(['socks5', '--listen', `unix:${path}`]);
-    try {
-      expect(p.address).toBe(`unix:${path}`);
-      const s = await connect(p.address);
-      s.write(Buffer.concat([Buffer.from([5, 1, 0]), connectReq(1, ipv4('127.0.0.1'), echoPort), Buffer.from('via unix')]));
-      expect((await readN(s, 12)).subarray(0, 2)).toEqual(Buffer.from([5, 0]));
-      expect((await readN(s, 8)).toString()).toBe('via unix');
-      s.destroy();
-      expect((await p.stop()).code).toBe(0);
+      expect(p.stderr()).toMatch(new RegExp(`#1 close 127\\.0\\.0\\.1:\\d+ -> 127\\.0\\.0\\.1:${webPort} reply 0x00 sent \\d+ B received \\d+ B`));
+      expect(p.stderr()).toMatch(new RegExp(`#2 close 127\\.0\\.0\\.1:\\d+ -> 127\\.0\\.0\\.1:${refused} reply 0x05`));
+      expect(p.stderr()).toMatch(/SIGINT: closing every connection/);
     } finally {
       p.child.kill('SIGKILL');
     }

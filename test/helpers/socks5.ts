@@ -1,0 +1,126 @@
+/**
+ * SOCKS5 client pieces shared by the SOCKS5 tests: request builders, an exact
+ * reader, curl, a closed port, and starting a proxy program (the CLI or the
+ * ThreadingTCPServer example) as a child process that prints "listening on ADDR".
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import type { CliProcess, Exit } from './cli.js';
+
+/** A CONNECT (or `cmd`) request: VER CMD RSV ATYP ADDR PORT. */
+export const connectReq = (atyp: number, addr: Buffer, port: number, cmd = 1): Buffer => {
+  const p = Buffer.alloc(2);
+  p.writeUInt16BE(port);
+  return Buffer.concat([Buffer.from([5, cmd, 0, atyp]), addr, p]);
+};
+export const ipv4 = (s: string): Buffer => Buffer.from(s.split('.').map(Number));
+/** A length byte, then the name (also an RFC 1929 field). */
+export const domain = (s: string): Buffer => Buffer.concat([Buffer.from([Buffer.byteLength(s)]), Buffer.from(s)]);
+
+/** Reads exactly `n` bytes from `s` (rejects on EOF / timeout); the rest stays readable. */
+export function readN(s: net.Socket, n: number, ms = 5000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const t = setTimeout(() => done(new Error(`timed out waiting for ${n} bytes (got ${buf.length})`)), ms);
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length >= n) {
+        done(null, buf.subarray(0, n)); // pauses the socket first, so unshift does not re-emit
+        if (buf.length > n) s.unshift(buf.subarray(n));
+      }
+    };
+    const onEnd = () => done(new Error(`EOF after ${buf.length} of ${n} bytes`));
+    const done = (err: Error | null, value?: Buffer) => {
+      clearTimeout(t);
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.off('error', onEnd);
+      s.pause();
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    s.on('data', onData);
+    s.once('end', onEnd);
+    s.once('error', onEnd);
+    s.resume();
+  });
+}
+
+/** A port nothing listens on. */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+/** Runs curl; resolves with its exit code and output (bounded by curl's own --max-time). */
+export function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', ['-sS', '--max-time', '10', ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const live = new Set<ChildProcess>();
+
+/** Kills every program started by `startProgram` that is still running (SIGKILL). */
+export function killPrograms(): void {
+  for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  live.clear();
+}
+
+/**
+ * Starts `node script ...args` and waits (at most `ms`) for its
+ * "listening on ADDR" line on stdout: the same contract as the CLI's
+ * servers (test/helpers/cli.ts `startCli`), for any program that keeps it.
+ */
+export function startProgram(script: string, args: string[], ms = 10_000): Promise<CliProcess> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  let out = '', err = '';
+  const exited = new Promise<Exit>((resolve) =>
+    child.on('close', (code, signal) => {
+      live.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', waitMs = 10_000): Promise<Exit> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`no exit within ${waitMs} ms after ${signal}`)), waitMs);
+    });
+    try {
+      return await Promise.race([exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return new Promise((resolve, reject) => {
+    let waiting = true;
+    const t = setTimeout(() => {
+      waiting = false;
+      child.kill('SIGKILL');
+      reject(new Error(`no "listening on" from ${script} ${args.join(' ')} within ${ms} ms; stderr: ${err}`));
+    }, ms);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (\S+)\n/.exec(out);
+      if (m && waiting) {
+        waiting = false;
+        clearTimeout(t);
+        resolve({ child, address: m[1]!, stdout: () => out, stderr: () => err, exited, stop });
+      }
+    });
+    child.on('close', (code) => {
+      if (!waiting) return;
+      waiting = false;
+      clearTimeout(t);
+      reject(new Error(`${script} ${args.join(' ')} exited (${code}) before listening; stderr: ${err}`));
+    });
+  });
+}
