@@ -490,7 +490,8 @@ Napi::Value Getaddrinfo(const Napi::CallbackInfo& info) {
 Napi::Value Strerror(const Napi::CallbackInfo& info) {
   int e;
   if (!GetI32(info, 0, "errno", &e)) return Napi::Value();
-  return Napi::String::New(info.Env(), std::strerror(e < 0 ? -e : e));
+  // INT_MIN has no positive counterpart; strerror reports it as unknown anyway.
+  return Napi::String::New(info.Env(), std::strerror(e == INT32_MIN ? e : (e < 0 ? -e : e)));
 }
 
 
