@@ -139,9 +139,10 @@ describe.each(['select', 'poll', 'epoll'] as const)('SOCKS5 server in-process (%
     try {
       expect(reply.subarray(0, 4)).toEqual(Buffer.from([5, 0, 0, 1]));
       expect([...reply.subarray(4, 8)]).toEqual([127, 0, 0, 1]);
-      expect(echoPeers).toContain(reply.readUInt16BE(8)); // BND.PORT = the port the upstream saw
       s.write('ping');
       expect((await readN(s, 4)).toString()).toBe('ping');
+      // After the round trip, so the echo server (on this event loop) has surely seen the connection.
+      expect(echoPeers).toContain(reply.readUInt16BE(8)); // BND.PORT = the port the upstream saw
       s.end();
       expect((await readAll(s)).error).toBeNull(); // half-close passed on: echo ends, we read EOF
     } finally {

@@ -192,9 +192,10 @@ describe.each(impls)('SOCKS5 proxy: $name', (impl) => {
     try {
       expect(reply.subarray(0, 4)).toEqual(Buffer.from([5, 0, 0, 1]));
       expect([...reply.subarray(4, 8)]).toEqual([127, 0, 0, 1]);
-      expect(echoPeers).toContain(reply.readUInt16BE(8)); // BND.PORT = the port the upstream saw
       s.write('ping');
       expect((await readN(s, 4)).toString()).toBe('ping');
+      // Checked after the round trip: the echo server (on this event loop) has surely seen the connection by now.
+      expect(echoPeers).toContain(reply.readUInt16BE(8)); // BND.PORT = the port the upstream saw
       s.end();
       expect(await readAll(s, 5000)).toEqual({ data: Buffer.alloc(0), error: null }); // echo ended: we read EOF
     } finally {
