@@ -9,15 +9,25 @@
  *   loadgen --host 127.0.0.1 --port N | --unix PATH
  *           --conns C --size S --duration SEC --warmup SEC
  *           [--connect-rate PER_SEC] [--connect-inflight N]
- *           [--connect-timeout SEC] [--server-pid PID]
+ *           [--connect-timeout SEC] [--server-pid PID] [--verbose]
  *
- * Timeline (t0 = start):
- *   connections are opened from t0 on (paced by --connect-rate and by at most
- *   --connect-inflight connects in progress); each starts ping-ponging as soon
- *   as it is connected. The measure window opens at
- *     max(t0 + warmup, min(all connections settled, t0 + connect-timeout))
- *   and lasts `duration` seconds. A hard stop at t0 + warmup + duration + 10 s
- *   guards against anything that would otherwise keep us running.
+ * Timeline:
+ *  1. Ramp. Connections are opened, paced by --connect-rate and by
+ *     --connect-inflight (default 128): the most connections that may be open
+ *     but not yet *proven*. A connection is proven by one echo, then parks.
+ *     Why: a TCP connect completes in the kernel before the server accepts,
+ *     so counting only connects in progress would pile thousands into the
+ *     accept queue; once that overflows the kernel drops SYNs and the ramp
+ *     stalls on 1 s, 3 s, 7 s retransmits. And parking keeps the server idle
+ *     while it accepts: with ping-pong already running on the first few
+ *     thousand connections, a 10 000-connection ramp took far longer.
+ *     The ramp ends when every connection is proven, or at --connect-timeout
+ *     (default 8 s): a server that accepts too slowly is then measured with
+ *     the connections it has ("connected" in the result).
+ *  2. Load starts on every proven connection at once; `warmup` seconds later
+ *  3. the measure window opens and lasts `duration` seconds.
+ *  A hard stop at connect-timeout + warmup + duration + 10 s guards against
+ *  anything that would otherwise keep us running.
  *
  * Errors (connect failures, resets, early EOF, wrong bytes) are counted over
  * the whole run, warm-up included (a server bug is a bug whenever it shows),
@@ -66,6 +76,8 @@ struct conn {
     int fd;
     uint8_t state;
     uint8_t want_out;   /* EPOLLOUT currently registered */
+    uint8_t proven;     /* has completed an echo since (re)connecting */
+    uint8_t parked;     /* proven during the ramp, waiting for the load start */
     uint32_t id;
     uint32_t seq;       /* message number on this connection */
     uint32_t off;       /* pattern offset of the current message */
@@ -84,9 +96,10 @@ static long opt_size = 64;
 static double opt_duration = 5.0;
 static double opt_warmup = 1.0;
 static double opt_connect_rate = 0.0;   /* 0: unpaced */
-static long opt_connect_inflight = 256;
+static long opt_connect_inflight = 128;
 static double opt_connect_timeout = 8.0;
 static long opt_server_pid = 0;
+static int opt_verbose = 0;
 
 /* ---- global state ----------------------------------------------------- */
 static struct sockaddr_storage g_addr;
@@ -99,11 +112,14 @@ static unsigned char *g_scratch;   /* receive buffer, size bytes */
 static uint32_t *g_hist;
 
 static long n_connecting;   /* connects in progress */
+static long n_pending;      /* open but not yet proven (see top of file) */
 static long n_active;       /* connected and ping-ponging */
 static long n_idle_retry;   /* waiting for a back-off to expire */
 static long n_started;      /* initial connects issued (not retries) */
+static int load_started;
 static int in_window;
 static uint64_t w_msgs;
+static uint64_t total_msgs; /* warm-up included; for --verbose */
 static uint64_t e_connect, e_reset, e_eof, e_mismatch;
 
 static double now_s(void)
@@ -136,7 +152,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: loadgen (--port N [--host H] | --unix PATH) [--conns C] [--size S]\n"
             "               [--duration SEC] [--warmup SEC] [--connect-rate PER_SEC]\n"
-            "               [--connect-inflight N] [--connect-timeout SEC] [--server-pid PID]\n");
+            "               [--connect-inflight N] [--connect-timeout SEC] [--server-pid PID]\n"
+            "               [--verbose]   (progress on stderr every 0.5 s)\n");
     exit(2);
 }
 
@@ -154,6 +171,7 @@ static void parse_args(int argc, char **argv)
         {"connect-inflight", required_argument, 0, 'i'},
         {"connect-timeout", required_argument, 0, 't'},
         {"server-pid", required_argument, 0, 'P'},
+        {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
     };
@@ -171,6 +189,7 @@ static void parse_args(int argc, char **argv)
         case 'i': opt_connect_inflight = strtol(optarg, NULL, 10); break;
         case 't': opt_connect_timeout = strtod(optarg, NULL); break;
         case 'P': opt_server_pid = strtol(optarg, NULL, 10); break;
+        case 'v': opt_verbose = 1; break;
         default: usage();
         }
     }
@@ -256,7 +275,12 @@ static void set_events(struct conn *c, uint32_t ev, int op)
 
 static void conn_close(struct conn *c)
 {
-    if (c->fd >= 0) close(c->fd); /* close also drops the epoll registration */
+    c->parked = 0;
+    if (c->fd >= 0) {
+        close(c->fd); /* close also drops the epoll registration */
+        if (!c->proven) n_pending--;
+    }
+    c->proven = 0;
     if (c->state == C_CONNECTING) n_connecting--;
     else if (c->state == C_ACTIVE) n_active--;
     c->fd = -1;
@@ -304,6 +328,7 @@ static void conn_start(struct conn *c, double now)
     c->fd = fd;
     c->state = C_CONNECTING;
     n_connecting++;
+    n_pending++;
     int rc = connect(fd, (struct sockaddr *)&g_addr, g_addrlen);
     if (rc == 0) {
         /* Possible for unix sockets (and loopback TCP on some kernels). */
@@ -367,6 +392,15 @@ static void msg_begin(struct conn *c, double now)
 
 static void on_readable(struct conn *c, double now)
 {
+    if (c->parked) {
+        /* Nothing is owed to a parked connection: any byte is a server bug. */
+        ssize_t n = recv(c->fd, g_scratch, 1, 0);
+        if (n > 0) conn_fail(c, &e_mismatch, now);
+        else if (n == 0) conn_fail(c, &e_eof, now);
+        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            conn_fail(c, &e_reset, now);
+        return;
+    }
     /* Never read past the current message: the server has no business sending
      * more, and reading only what we expect keeps the check simple. */
     size_t want = (size_t)opt_size - c->rcvd;
@@ -389,12 +423,21 @@ static void on_readable(struct conn *c, double now)
     c->rcvd += (uint32_t)n;
     if (c->rcvd < (uint32_t)opt_size) return;
 
+    if (!c->proven) {
+        c->proven = 1;
+        n_pending--;
+    }
+    total_msgs++;
+    c->seq++;
+    if (!load_started) {
+        c->parked = 1;
+        return;
+    }
     if (in_window) {
         uint64_t us = (now_ns() - c->t_send_ns) / 1000u;
         g_hist[us < HIST_BUCKETS ? us : HIST_BUCKETS - 1]++;
         w_msgs++;
     }
-    c->seq++;
     msg_begin(c, now);
 }
 
@@ -446,9 +489,10 @@ static int proc_cpu_seconds(long pid, double *user, double *sys)
 }
 
 /* Whole-machine CPU ticks from the first line of /proc/stat. On loopback the
- * kernel's receive path runs in softirq context, which is charged to whatever
- * process happens to be running or to ksoftirqd; the host totals show how much
- * of the machine's work the two processes' own numbers leave out. */
+ * kernel's receive path runs in softirq context: ticks landing there count in
+ * the host's softirq bucket *and* in the stime of whichever process was
+ * running (or of ksoftirqd). So hostBusy x cores - client - server is what
+ * other processes (and ksoftirqd) used: a disturbance gauge. */
 struct host_cpu {
     unsigned long long total, idle, softirq;
 };
@@ -508,11 +552,13 @@ int main(int argc, char **argv)
     }
 
     const double t0 = now_s();
-    const double hard_stop = t0 + opt_warmup + opt_duration + HARD_STOP_SLACK_S;
+    const double hard_stop =
+        t0 + opt_connect_timeout + opt_warmup + opt_duration + HARD_STOP_SLACK_S;
     signal(SIGALRM, on_alarm);
     alarm((unsigned)(hard_stop - t0) + 3);
 
-    double t_settled = -1;      /* all initial connects done (ok or not) */
+    double t_settled = -1;      /* every connection open and proven */
+    double t_load = -1;         /* ping-pong started on every connection */
     double w_start = -1, w_end = -1;
     struct rusage ru0, ru1;
     double su0 = 0, ss0 = 0, su1 = 0, ss1 = 0;
@@ -523,6 +569,7 @@ int main(int argc, char **argv)
     int timed_out = 0;
     struct epoll_event evs[MAX_EVENTS];
     double last_retry_scan = 0;
+    double last_report = t0;
 
     for (;;) {
         double now = now_s();
@@ -539,7 +586,7 @@ int main(int argc, char **argv)
                 long by_rate = (long)((now - t0) * opt_connect_rate) + 1 - n_started;
                 if (by_rate < allowed) allowed = by_rate;
             }
-            long room = opt_connect_inflight - n_connecting;
+            long room = opt_connect_inflight - n_pending;
             if (room < allowed) allowed = room;
             for (long k = 0; k < allowed; k++) conn_start(&g_conns[n_started++], now);
         }
@@ -547,7 +594,7 @@ int main(int argc, char **argv)
          * every 10 ms, so 10 000 healthy connections cost nothing here. */
         if (n_idle_retry > 0 && now - last_retry_scan >= 0.01) {
             last_retry_scan = now;
-            for (long i = 0; i < n_started && n_connecting < opt_connect_inflight; i++) {
+            for (long i = 0; i < n_started && n_pending < opt_connect_inflight; i++) {
                 struct conn *c = &g_conns[i];
                 if (c->state == C_IDLE && c->retry_at <= now) {
                     n_idle_retry--;
@@ -556,18 +603,40 @@ int main(int argc, char **argv)
             }
         }
 
-        if (t_settled < 0 && n_started == opt_conns && n_connecting == 0 &&
-            n_idle_retry == 0)
+        if (opt_verbose && now - last_report >= 0.5) {
+            last_report = now;
+            fprintf(stderr,
+                    "loadgen: t=%.1f started=%ld connecting=%ld unproven=%ld active=%ld "
+                    "retrying=%ld msgs=%llu errors=%llu\n",
+                    now - t0, n_started, n_connecting, n_pending, n_active, n_idle_retry,
+                    (unsigned long long)total_msgs,
+                    (unsigned long long)(e_connect + e_reset + e_eof + e_mismatch));
+        }
+        if (t_settled < 0 && n_started == opt_conns && n_pending == 0 && n_idle_retry == 0)
             t_settled = now;
 
-        if (w_start < 0) {
-            int connect_done = t_settled >= 0 || now >= t0 + opt_connect_timeout;
-            if (now >= t0 + opt_warmup && connect_done) {
+        if (!load_started) {
+            if (t_settled >= 0 || now >= t0 + opt_connect_timeout) {
+                load_started = 1;
+                t_load = now;
+                for (long i = 0; i < n_started; i++) {
+                    struct conn *c = &g_conns[i];
+                    if (c->parked) {
+                        c->parked = 0;
+                        msg_begin(c, now);
+                    }
+                }
+            }
+        } else if (w_start < 0) {
+            if (now >= t_load + opt_warmup) {
                 w_start = now_s();
                 getrusage(RUSAGE_SELF, &ru0);
                 if (opt_server_pid > 0) srv_ok0 = proc_cpu_seconds(opt_server_pid, &su0, &ss0);
                 host_ok0 = host_cpu(&h0);
-                connected_at_start = n_active;
+                /* Report proven connections: a merely connected one may
+                 * still sit in the server's accept queue. */
+                for (long i = 0; i < opt_conns; i++)
+                    connected_at_start += g_conns[i].state == C_ACTIVE && g_conns[i].proven;
                 w_msgs = 0;
                 in_window = 1;
             }

@@ -208,8 +208,13 @@ export function startPeer(name, { host = '127.0.0.1', port = 0, ...opts } = {}) 
  * Shares: client/server = CPU seconds per wall second (1 = one core busy);
  * host* = fraction of the whole machine (1 = every core busy).
  *
+ * Timeline: ramp (open every connection, prove each with one echo, then park
+ * it; `connectSeconds`), then load on all at once, `warmup` seconds, then the
+ * `duration`-second window. `connected` counts connections proven when the
+ * window opened; less than `conns` means the server accepted too slowly for
+ * `connectTimeout` (default 8 s; the window then runs with what it has).
  * Rejects if loadgen exits non-zero or prints no JSON; never hangs longer than
- * warmup + duration + connect time + 20 s (loadgen stops itself sooner).
+ * connectTimeout + warmup + duration + 20 s (loadgen stops itself sooner).
  */
 export function runLoad({
   host = '127.0.0.1',
@@ -241,7 +246,8 @@ export function runLoad({
     let err = '';
     proc.stdout.setEncoding('utf8').on('data', (c) => (out += c));
     proc.stderr.setEncoding('utf8').on('data', (c) => (err += c));
-    const limitMs = (warmup + duration + Math.max(connectTimeout ?? 8, 8) + 20) * 1000;
+    // loadgen's own hard stop is connect timeout + warmup + duration + 10 s.
+    const limitMs = ((connectTimeout ?? 8) + warmup + duration + 20) * 1000;
     const timer = setTimeout(() => proc.kill('SIGKILL'), limitMs);
     proc.once('error', (e) => {
       clearTimeout(timer);
