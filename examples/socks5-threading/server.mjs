@@ -17,7 +17,7 @@
 // - calls requestShutdown() on the server's wake-up descriptor, which wakes
 //   serveForever() at once;
 // the serving thread then closes the server (waiting for the handlers) and ends.
-import { closeSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import {
@@ -145,7 +145,7 @@ function main() {
   worker.on('exit', (code) => {
     if (stopWOpen) closeFd(stopW);
     closeFd(stopR);
-    if (shutdownFd >= 0) closeSync(shutdownFd);
+    if (shutdownFd >= 0) closeFd(shutdownFd);
     if (code !== 0) process.exitCode = 1;
     else if (stopping) console.error('socks5: stopped');
   });
