@@ -649,6 +649,27 @@ describe('errors and hooks', () => {
     }
   });
 
+  it.each([
+    ['ThreadingTCPServer', ThreadingTCPServer],
+    ['ForkingTCPServer', ForkingTCPServer],
+  ] as const)('%s: a failed bind reports EADDRINUSE itself (not a half-built mixin error) and leaks nothing', (_name, Server) => {
+    const first = new TCPServer(['127.0.0.1', 0], Echo);
+    try {
+      const before = fdCount();
+      let err: unknown;
+      try {
+        new Server(first.serverAddress, mod('EchoHandler'));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(OSError);
+      expect((err as OSError).code).toBe('EADDRINUSE');
+      expect(fdCount()).toBe(before);
+    } finally {
+      first.serverClose();
+    }
+  });
+
   it('allowReuseAddress / allowReusePort set the options before bind (static or per instance)', () => {
     class Reusing extends TCPServer {
       static override allowReuseAddress = true;

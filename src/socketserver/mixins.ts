@@ -188,7 +188,9 @@ function Offloading<B extends TCPServerCtor>(Base: B) {
      * for one. Jobs whose process is gone without reporting are dropped.
      */
     protected collect(block = false, wait = 0.1): void {
-      if (this.wake.closed) return;
+      // A constructor that failed (address in use) closes the server before
+      // this class's fields exist: there is nothing to collect then.
+      if (this.wake.closed || this.jobs === undefined) return;
       if (block) this.wake.wait(wait);
       this.drainWake();
       for (const [id, rec] of this.jobs) if (this.isGone(rec)) this.jobs.delete(id);
@@ -207,7 +209,7 @@ function Offloading<B extends TCPServerCtor>(Base: B) {
     protected override collectOnClose(): void {
       super.collectOnClose();
       this.collect();
-      while (this.blockOnClose && this.jobs.size > 0 && !this.wake.closed) this.collect(true);
+      while (this.blockOnClose && this.jobs !== undefined && this.jobs.size > 0 && !this.wake.closed) this.collect(true);
     }
   }
   return Offloading;
