@@ -49,6 +49,11 @@ process.stdout.write(`LISTENING ${server.socket.getsockname()[1]}\n`);
 if (useAsync) {
   process.on('SIGTERM', () => process.exit(0));
   await loopAsync({ backend, timeout: 30 });
+} else if (opt('exit-after')) {
+  // For profiling: stop by itself (a signal would end the process before the profile is written).
+  const end = Date.now() + Number(opt('exit-after')) * 1000;
+  while (Date.now() < end) loop({ backend, timeout: 0.1, count: 100 });
+  process.exit(0);
 } else {
   loop({ backend, timeout: 30 });
 }
