@@ -1,0 +1,390 @@
+#!/usr/bin/env node
+// The benchmark: select vs poll vs epoll, and asyncore-native against its peers.
+//
+//   npm run bench                 # pollers + echo, full (about 8 minutes), results in bench/results/
+//   npm run bench -- --quick      # fewer sizes, 1 run, short windows (< 2 minutes), bench/results/quick/
+//   npm run bench -- --soak       # 10 000 connections for 30 s through our epoll loop
+//   options: --only pollers|echo  --runs N  --duration S  --warmup S  --no-python  --out DIR
+//
+// Builds what it needs (the C tools with make, the addon and dist/ when
+// missing or older than src/), skips the Python rows with a stated reason when
+// python3.11 is missing, waits for a quiet machine before each run and
+// records how noisy it was. Writes results.json (every figure, raw runs, the
+// machine), one SVG chart per benchmark (Vega-Lite) and summary.md (the
+// tables as markdown); prints the tables and the budget verdicts.
+import { parseArgs } from 'node:util';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { BENCH_DIR, buildC, waitForQuiet } from './lib/peers.mjs';
+import { progress, table, median, linearFit, machineInfo, renderSvg } from './lib/report.mjs';
+import { ECHO_CELLS, QUICK_ECHO_CELLS, ECHO_SERVERS, runEcho, pythonMissing } from './echo.mjs';
+import { runSoak } from './soak.mjs';
+
+const ROOT = path.resolve(BENCH_DIR, '..');
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    soak: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    runs: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    'no-python': { type: 'boolean', default: false },
+    'soak-conns': { type: 'string', default: '10000' },
+    'soak-duration': { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const quick = opt.quick;
+const outDir = path.resolve(opt.out ?? path.join(BENCH_DIR, 'results', quick ? 'quick' : ''));
+const only = new Set((opt.only ?? (opt.soak ? 'soak' : 'pollers,echo')).split(','));
+const P = progress();
+const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+
+// ------------------------------------------------------------ preflight
+
+function newestMtime(dir, ext) {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) t = Math.max(t, newestMtime(p, ext));
+    else if (e.name.endsWith(ext)) t = Math.max(t, statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+function preflight() {
+  P.update('building the C tools (make -C bench/c)');
+  buildC();
+  const addonBuilt = existsSync(path.join(ROOT, 'build/Release')) && readdirSync(path.join(ROOT, 'build/Release')).some((f) => f.endsWith('.node'));
+  if (!addonBuilt) {
+    P.update('building the addon (scripts/build-native.mjs)');
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-native.mjs')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  const distIndex = path.join(ROOT, 'dist/index.js');
+  if (!existsSync(distIndex) || newestMtime(path.join(ROOT, 'src'), '.ts') > statSync(distIndex).mtimeMs) {
+    P.update('compiling dist/ (tsc -p tsconfig.build.json)');
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  }
+}
+
+/** Spawns a child that prints 'CELL <label>' on stderr and one JSON line on stdout. */
+function runChild(cmd, args, label, limitMs) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => proc.kill('SIGKILL'), limitMs);
+    proc.stdout.setEncoding('utf8').on('data', (c) => (out += c));
+    proc.stderr.setEncoding('utf8').on('data', (c) => {
+      err += c;
+      const cells = c.match(/^CELL .*$/gm);
+      if (cells) P.update(`pollers (${label}): ${cells[cells.length - 1].slice(5)}`);
+    });
+    proc.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    proc.once('close', (code, signal) => {
+      clearTimeout(timer);
+      const line = out.trim().split('\n').pop();
+      if (code !== 0 || !line?.startsWith('[')) {
+        reject(new Error(`${label} pollers failed (code ${code}, signal ${signal}): ${err.replace(/^CELL .*\n/gm, '').trim()}`));
+        return;
+      }
+      resolve(JSON.parse(line));
+    });
+  });
+}
+
+// ------------------------------------------------------------ pollers
+
+const POLLER_SIZES = quick ? [16, 256, 1000, 4000] : [16, 64, 256, 1000, 4000, 16000];
+
+/** Shape check: select/poll linear in registered fds, epoll flat in registered and linear in ready. */
+function slopeChecks(rows) {
+  const out = [];
+  for (const impl of [...new Set(rows.map((r) => r.impl))]) {
+    for (const poller of ['select', 'poll', 'epoll']) {
+      const one = rows.filter((r) => r.impl === impl && r.poller === poller && r.mode === '1' && r.nsPerCall);
+      if (one.length < 3) continue;
+      const xs = one.map((r) => r.registered), ys = one.map((r) => r.nsPerCall);
+      const f = linearFit(xs, ys);
+      const first = one[0], last = one[one.length - 1];
+      const growth = last.nsPerCall / first.nsPerCall;
+      const span = last.registered / first.registered;
+      if (poller === 'epoll') {
+        out.push({
+          impl, poller, expect: 'flat in registered (1 ready)', slope: `${f.slope.toFixed(3)} ns/fd`, r2: f.r2.toFixed(2),
+          [`t(max)/t(min)`]: growth.toFixed(2), pass: growth <= 2,
+        });
+        const ten = rows.filter((r) => r.impl === impl && r.poller === 'epoll' && r.mode === '10%' && r.nsPerCall);
+        const g = linearFit(ten.map((r) => r.ready), ten.map((r) => r.nsPerCall));
+        const g10 = ten[ten.length - 1].nsPerCall / ten[0].nsPerCall;
+        out.push({
+          impl, poller, expect: 'linear in ready (10 % ready)', slope: `${g.slope.toFixed(1)} ns/ready fd`, r2: g.r2.toFixed(2),
+          [`t(max)/t(min)`]: g10.toFixed(2), pass: g.r2 >= 0.9 && g.slope > 0 && g10 >= 2,
+        });
+      } else {
+        // Linear and dominated by the per-fd term at the largest N: R² >= 0.9
+        // and at least a fifth of the fd-count growth shows in the time.
+        out.push({
+          impl, poller, expect: 'linear in registered (1 ready)', slope: `${f.slope.toFixed(1)} ns/fd`, r2: f.r2.toFixed(2),
+          [`t(max)/t(min)`]: growth.toFixed(2), pass: f.r2 >= 0.9 && f.slope > 0 && growth >= span / 5,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+async function pollersBench(skipPython) {
+  const q = await waitForQuiet({ maxWaitMs: quick ? 2000 : 20_000 });
+  const cellMs = quick ? 150 : 600;
+  const sizes = POLLER_SIZES.join(',');
+  const ours = await runChild(process.execPath, [path.join(BENCH_DIR, 'pollers.mjs'), '--json', '--sizes', sizes, '--cell-ms', String(cellMs)], 'asyncore-native', 600_000);
+  let py = [];
+  if (!skipPython) {
+    await waitForQuiet({ maxWaitMs: quick ? 2000 : 20_000 });
+    py = await runChild('python3.11', [path.join(BENCH_DIR, 'peers/py_pollers.py'), '--sizes', sizes, '--cell-ms', String(cellMs)], 'python3.11', 600_000);
+  }
+  const rows = [...ours, ...py];
+  return { rows, checks: slopeChecks(rows), cellMs, sizes: POLLER_SIZES, quietBefore: q };
+}
+
+function pollerTable(rows) {
+  const keys = [...new Set(rows.map((r) => `${r.registered}|${r.ready}`))];
+  const cell = (impl, poller, reg, ready) => {
+    const r = rows.find((x) => x.impl === impl && x.poller === poller && x.registered === reg && x.ready === ready);
+    if (!r) return '';
+    return r.na ? 'n/a' : Math.round(r.nsPerCall).toLocaleString('en-US');
+  };
+  const hasPy = rows.some((r) => r.impl === 'python3.11');
+  return keys.map((k) => {
+    const [reg, ready] = k.split('|').map(Number);
+    const row = { registered: reg, ready };
+    for (const p of ['select', 'poll', 'epoll']) row[`${p} ns`] = cell('asyncore-native', p, reg, ready);
+    if (hasPy) for (const p of ['select', 'poll', 'epoll']) row[`py ${p} ns`] = cell('python3.11', p, reg, ready);
+    return row;
+  });
+}
+
+function pollerChart(rows) {
+  const data = rows.filter((r) => r.nsPerCall).map((r) => ({
+    series: `${r.impl === 'python3.11' ? 'Python ' : ''}${r.poller}`,
+    impl: r.impl,
+    poller: r.poller,
+    registered: r.registered,
+    usPerCall: r.nsPerCall / 1000,
+    readyMode: r.mode === '1' ? '1 ready' : '10 % ready',
+  }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'One wait call (timeout 0) vs registered descriptors', subtitle: 'median µs per call, log-log; solid: asyncore-native, dashed: Python 3.11 select module' },
+    data: { values: data },
+    facet: { column: { field: 'readyMode', type: 'nominal', title: null, sort: ['1 ready', '10 % ready'] } },
+    spec: {
+      width: 320,
+      height: 260,
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'registered', type: 'quantitative', scale: { type: 'log' }, title: 'registered fds' },
+        y: { field: 'usPerCall', type: 'quantitative', scale: { type: 'log' }, title: 'µs per call' },
+        color: { field: 'poller', type: 'nominal', title: 'poller' },
+        strokeDash: { field: 'impl', type: 'nominal', title: 'implementation', legend: { symbolType: 'stroke', symbolStrokeColor: 'black' }, scale: { domain: ['asyncore-native', 'python3.11'], range: [[1, 0], [5, 3]] } },
+        detail: { field: 'series' },
+        tooltip: [{ field: 'series' }, { field: 'registered' }, { field: 'usPerCall', format: '.2f' }],
+      },
+    },
+    config: { background: 'white' },
+  };
+}
+
+// ------------------------------------------------------------ echo
+
+const fmt = (x, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? '' : Number(x).toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
+
+function echoTable(rows) {
+  return rows.map((r) => ({
+    server: r.server,
+    cell: `${r.conns}×${r.size}`,
+    'msgs/s': r.na ? 'n/a' : fmt(r.msgsPerSec),
+    '×C': r.na ? '' : fmt(r.ratioToC, 2),
+    'srv µs/msg': r.na ? '' : fmt(r.serverCpuPerMsgUs, 2),
+    'µs ×C': r.na ? '' : fmt(r.cpuRatioToC, 2),
+    'srv cpu': r.na ? '' : fmt(r.serverCpu, 2),
+    'cli cpu': r.na ? '' : fmt(r.clientCpu, 2),
+    'p50 µs': r.na ? '' : fmt(r.p50Us),
+    'p99 µs': r.na ? '' : fmt(r.p99Us),
+    errors: r.na ? '' : r.errors,
+    'RSS MiB': r.na ? '' : fmt(r.rssMiB, 1),
+    runs: r.na ? '' : r.runs,
+    note: r.na ?? r.problems ?? (r.disturbed ? `${r.disturbed} disturbed run(s)` : ''),
+  }));
+}
+
+function echoChart(rows, order) {
+  const data = rows.filter((r) => !r.na).map((r) => ({
+    server: r.server,
+    cell: `${r.conns} conns × ${r.size} B`,
+    kmsgs: r.msgsPerSec / 1000,
+    us: r.serverCpuPerMsgUs,
+  }));
+  const cells = [...new Set(data.map((d) => d.cell))];
+  const panel = (field, title) => ({
+    width: 150,
+    height: 200,
+    mark: 'bar',
+    encoding: {
+      x: { field: 'server', type: 'nominal', sort: order, axis: { labelAngle: -50 }, title: null },
+      y: { field, type: 'quantitative', title },
+      color: { field: 'server', type: 'nominal', sort: order, legend: null },
+      tooltip: [{ field: 'server' }, { field: 'cell' }, { field, format: '.2f' }],
+    },
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'Echo ping-pong through each server (C loadgen, loopback)', subtitle: 'top: thousand messages per second; bottom: server CPU µs per message (lower is better); n/a cells omitted' },
+    data: { values: data },
+    vconcat: [
+      { facet: { column: { field: 'cell', type: 'nominal', title: null, sort: cells } }, spec: panel('kmsgs', 'k msgs/s'), resolve: { scale: { y: 'independent' } } },
+      { facet: { column: { field: 'cell', type: 'nominal', title: null, sort: cells } }, spec: panel('us', 'server µs/msg'), resolve: { scale: { y: 'independent' } } },
+    ],
+    config: { background: 'white' },
+  };
+}
+
+/** The budgets of the issue, evaluated on the echo rows. */
+function budgets(rows) {
+  const get = (server, conns, size = 64) => rows.find((r) => r.server === server && r.conns === conns && r.size === size && !r.na);
+  const B = [];
+  const add = (what, server, vs, conns, metric, op, k) => {
+    const a = get(server, conns), b = get(vs, conns);
+    if (!a || !b) {
+      B.push({ budget: what, measured: 'not measured', target: `${op} ${k}`, verdict: 'n/a' });
+      return;
+    }
+    const ratio = a[metric] / b[metric];
+    const pass = op === '>=' ? ratio >= k : ratio <= k;
+    B.push({ budget: what, measured: `${ratio.toFixed(2)}× (${fmt(a[metric], metric === 'msgsPerSec' ? 0 : 2)} vs ${fmt(b[metric], metric === 'msgsPerSec' ? 0 : 2)})`, target: `${op} ${k}×`, verdict: pass ? 'PASS' : 'FAIL' });
+  };
+  for (const c of [100, 1000]) add(`loop/epoll msgs/s vs c-epoll, ${c}×64`, 'loop/epoll', 'c-epoll', c, 'msgsPerSec', '>=', 0.9);
+  add('loop/epoll msgs/s vs node-net, 1000×64', 'loop/epoll', 'node-net', 1000, 'msgsPerSec', '>=', 1.3);
+  add('loop/epoll msgs/s vs py-asyncore, 1000×64', 'loop/epoll', 'py-asyncore', 1000, 'msgsPerSec', '>=', 1.3);
+  for (const c of [100, 1000]) add(`loop/epoll server CPU/msg vs c-epoll, ${c}×64`, 'loop/epoll', 'c-epoll', c, 'serverCpuPerMsgUs', '<=', 1.15);
+  return B;
+}
+
+// ------------------------------------------------------------ soak
+
+function soakChart(soak) {
+  const data = [];
+  for (const s of soak.samples) {
+    data.push({ t: s.t, metric: 'open fds (server)', value: s.fds });
+    data.push({ t: s.t, metric: 'RSS MiB (server)', value: s.rssMiB });
+  }
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: `Soak: ${soak.conns} connections ping-ponging for ${soak.duration} s through loop/epoll`, subtitle: 'shaded: the measured window; fds must return to baseline after the clients leave' },
+    data: { values: data },
+    facet: { row: { field: 'metric', type: 'nominal', title: null } },
+    spec: {
+      width: 520,
+      height: 150,
+      layer: [
+        { data: { values: [soak.window] }, mark: { type: 'rect', opacity: 0.12, color: 'steelblue' }, encoding: { x: { field: 'start', type: 'quantitative' }, x2: { field: 'end' } } },
+        { mark: { type: 'line', point: false }, encoding: { x: { field: 't', type: 'quantitative', title: 'seconds since server start' }, y: { field: 'value', type: 'quantitative', title: null } } },
+      ],
+    },
+    resolve: { scale: { y: 'independent' } },
+    config: { background: 'white' },
+  };
+}
+
+// ------------------------------------------------------------ main
+
+const results = { command, quick, machine: machineInfo(), startedAt: new Date().toISOString() };
+const md = [`# Benchmark results\n`, `Command: \`${command}\`  \nMachine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.kernel}, Node ${results.machine.node}, ${results.machine.python ?? 'no python3.11'}  \nDate: ${results.startedAt}\n`];
+const print = (s) => {
+  P.done();
+  process.stdout.write(s);
+};
+let failed = false;
+
+try {
+  preflight();
+  const pyMissing = opt['no-python'] ? 'skipped by --no-python' : pythonMissing();
+  if (pyMissing) print(`Python rows skipped: ${pyMissing}\n`);
+  results.pythonSkipped = pyMissing;
+  mkdirSync(outDir, { recursive: true });
+
+  if (only.has('pollers')) {
+    const r = await pollersBench(pyMissing);
+    results.pollers = r;
+    const t = pollerTable(r.rows);
+    print(`\nPoller scaling: ns per wait call (timeout 0), median of ${r.cellMs} ms of batched calls per cell\n${table(t)}`);
+    print(`\nShape check\n${table(r.checks.map((c) => ({ ...c, pass: c.pass ? 'yes' : 'NO' })))}`);
+    md.push(`## Poller scaling (ns per call)\n\n${table(t, { markdown: true })}\n### Shape check\n\n${table(r.checks.map((c) => ({ ...c, pass: c.pass ? 'yes' : 'NO' })), { markdown: true })}`);
+    writeFileSync(path.join(outDir, 'pollers.svg'), await renderSvg(pollerChart(r.rows)));
+  }
+
+  if (only.has('echo')) {
+    const runs = Number(opt.runs ?? (quick ? 1 : 3));
+    const duration = Number(opt.duration ?? (quick ? 0.5 : 2));
+    const warmup = Number(opt.warmup ?? (quick ? 0.2 : 0.5));
+    const r = await runEcho({
+      cells: quick ? QUICK_ECHO_CELLS : ECHO_CELLS,
+      runs,
+      duration,
+      warmup,
+      quietMaxWaitMs: quick ? 2000 : 20_000,
+      skipPython: pyMissing,
+      onProgress: (m) => P.update(m),
+    });
+    results.echo = { runs, duration, warmup, ...r };
+    const t = echoTable(r.rows);
+    const others = r.raw.map((x) => x.other);
+    const noise = {
+      runs: r.raw.length,
+      disturbed: others.filter((o) => o > 0.25).length,
+      medianOtherCpu: median(others),
+      maxOtherCpu: Math.max(...others),
+      minIdleBefore: Math.min(...r.raw.map((x) => x.quietIdle)),
+    };
+    results.echo.noise = noise;
+    const noiseLine = `Noise: ${noise.runs} runs; other processes' CPU during the windows median ${fmt(noise.medianOtherCpu, 2)}, max ${fmt(noise.maxOtherCpu, 2)} cores; ${noise.disturbed} run(s) above 0.25 (kept after one retry); idle share before runs >= ${fmt(noise.minIdleBefore, 2)}.`;
+    print(`\nEcho throughput: ${runs === 1 ? '1 run' : `median of ${runs} runs`}, ${duration} s window after ${warmup} s warm-up; ×C = ratio to c-epoll in the same cell\n${table(t)}${noiseLine}\n`);
+    for (const s of r.skipped) print(`skipped ${s.server}: ${s.reason}\n`);
+    const b = budgets(r.rows);
+    results.budgets = b;
+    print(`\nBudgets (loop/epoll)\n${table(b)}`);
+    md.push(`## Echo throughput\n\n${table(t, { markdown: true })}\n${noiseLine}\n\n## Budgets\n\n${table(b, { markdown: true })}`);
+    writeFileSync(path.join(outDir, 'echo.svg'), await renderSvg(echoChart(r.rows, ECHO_SERVERS.map((s) => s.name))));
+    if (r.rows.some((x) => !x.na && x.errors > 0)) failed = true;
+  }
+
+  if (only.has('soak')) {
+    const conns = Number(opt['soak-conns']);
+    const duration = Number(opt['soak-duration'] ?? (quick ? 10 : 30));
+    await waitForQuiet({ maxWaitMs: 10_000 });
+    const s = await runSoak({ conns, duration, onProgress: (m) => P.update(m) });
+    results.soak = s;
+    const t = ['baseline', 'start', 'middle', 'end', 'after'].map((k) => ({ point: k, fds: s.fds[k], 'RSS MiB': s.rssMiB[k] }));
+    print(`\nSoak: ${conns} connections × 64 B for ${duration} s through loop/epoll: ${fmt(s.msgsPerSec)} msgs/s, ${s.errors} errors, ramp ${s.connectSeconds.toFixed(2)} s, server ${fmt(s.serverCpuPerMsgUs, 2)} µs/msg\n${table(t)}\n${table(s.checks.map((c) => ({ ...c, pass: c.pass ? 'yes' : 'NO' })))}`);
+    md.push(`## Soak (${conns} connections, ${duration} s)\n\n${fmt(s.msgsPerSec)} msgs/s, ${s.errors} errors, ramp ${s.connectSeconds.toFixed(2)} s, server ${fmt(s.serverCpuPerMsgUs, 2)} µs/msg\n\n${table(t, { markdown: true })}\n${table(s.checks.map((c) => ({ ...c, pass: c.pass ? 'yes' : 'NO' })), { markdown: true })}`);
+    writeFileSync(path.join(outDir, 'soak.svg'), await renderSvg(soakChart(s)));
+    if (!s.pass) failed = true;
+  }
+
+  results.finishedAt = new Date().toISOString();
+  const name = only.has('soak') && only.size === 1 ? 'soak' : 'results';
+  writeFileSync(path.join(outDir, `${name}.json`), JSON.stringify(results, null, 1) + '\n');
+  writeFileSync(path.join(outDir, `${name === 'soak' ? 'soak-summary' : 'summary'}.md`), md.join('\n'));
+  print(`\nWrote ${path.relative(ROOT, outDir) || '.'}/: ${readdirSync(outDir).filter((f) => /\.(json|svg|md)$/.test(f)).join(', ')}\n`);
+} catch (err) {
+  P.done();
+  console.error(err);
+  failed = true;
+}
+process.exit(failed ? 1 : 0);
