@@ -55,10 +55,24 @@ export async function closedPort(): Promise<number> {
   return p;
 }
 
+/**
+ * The environment for a program that is not ours (curl): without the
+ * sanitizer preload of `npm run test:asan`, which only our addon needs
+ * (curl with libasan preloaded hangs).
+ */
+export function foreignEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  delete env.ASAN_OPTIONS;
+  delete env.LSAN_OPTIONS;
+  delete env.UBSAN_OPTIONS;
+  return env;
+}
+
 /** Runs curl; resolves with its exit code and output (bounded by curl's own --max-time). */
 export function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', '10', ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
+    execFile('curl', ['-sS', '--max-time', '10', ...args], { timeout: 15_000, env: foreignEnv() }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
