@@ -29,26 +29,12 @@ import {
   AF_INET, AF_INET6, GaiError, IPPROTO_TCP, OSError, POLLERR, POLLHUP, POLLIN, POLLOUT, Poll, SHUT_WR,
   SocketReader, StreamRequestHandler, TCP_NODELAY, createConnection, errno as E,
 } from 'asyncore-native';
+import {
+  ATYP_DOMAIN, ATYP_IPV4, ATYP_IPV6, CMD_CONNECT, METHOD_NONE, METHOD_REFUSED, METHOD_USERPASS, REP,
+  ipv6FromBytes, replyBytes, replyForErrno,
+} from 'asyncore-native/socks5';
 
-/** RFC 1928 reply codes. */
-export const REP = Object.freeze({
-  SUCCEEDED: 0x00,
-  GENERAL_FAILURE: 0x01,
-  NOT_ALLOWED: 0x02,
-  NETWORK_UNREACHABLE: 0x03,
-  HOST_UNREACHABLE: 0x04,
-  CONNECTION_REFUSED: 0x05,
-  COMMAND_NOT_SUPPORTED: 0x07,
-  ADDRESS_TYPE_NOT_SUPPORTED: 0x08,
-});
-
-const ATYP_IPV4 = 0x01;
-const ATYP_DOMAIN = 0x03;
-const ATYP_IPV6 = 0x04;
-const CMD_CONNECT = 0x01;
-const METHOD_NONE = 0x00;
-const METHOD_USERPASS = 0x02;
-const METHOD_REFUSED = 0xff;
+export { REP };
 
 /** Seconds a connect may take, and a client may take for its handshake (the CLI's defaults). */
 const CONNECT_TIMEOUT = 10;
@@ -64,81 +50,26 @@ const PASS_MS = 1000;
 const GONE = new Set([E.ECONNRESET, E.EPIPE, E.ENOTCONN, E.ECONNABORTED, E.ESHUTDOWN, E.ETIMEDOUT]);
 
 /**
- * The reply code for a failed connect (the same table as the CLI's
- * `src/cli/socks5.ts` and docs/cli.md): a name that does not resolve and a
- * timeout are 0x04.
- * @param {unknown} err what createConnection threw
+ * The reply code for what createConnection threw (the table of
+ * `asyncore-native/socks5`, shared with the CLI): a name that does not
+ * resolve is 0x04.
+ * @param {unknown} err
  * @returns {number}
  */
 export function replyFor(err) {
   if (err instanceof GaiError) return REP.HOST_UNREACHABLE;
-  if (!(err instanceof OSError)) return REP.GENERAL_FAILURE;
-  switch (err.errno) {
-    case E.ECONNREFUSED:
-      return REP.CONNECTION_REFUSED;
-    case E.ENETUNREACH:
-    case E.ENETDOWN:
-      return REP.NETWORK_UNREACHABLE;
-    case E.EHOSTUNREACH:
-    case E.EHOSTDOWN:
-    case E.ETIMEDOUT:
-      return REP.HOST_UNREACHABLE;
-    case E.EACCES:
-    case E.EPERM:
-      return REP.NOT_ALLOWED;
-    case E.EAFNOSUPPORT:
-      return REP.ADDRESS_TYPE_NOT_SUPPORTED;
-    default:
-      return REP.GENERAL_FAILURE;
-  }
+  return err instanceof OSError ? replyForErrno(err.errno) : REP.GENERAL_FAILURE;
 }
 
 /**
- * An IPv6 literal (with `::`, an IPv4 tail, a `%scope`) as its 16 bytes.
- * @param {string} text
- * @returns {Buffer}
- */
-export function ipv6Bytes(text) {
-  let s = text.split('%')[0];
-  let tail = [];
-  const v4 = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
-  if (v4) {
-    tail = [(Number(v4[2]) << 8) | Number(v4[3]), (Number(v4[4]) << 8) | Number(v4[5])];
-    s = v4[1].endsWith('::') ? v4[1] : v4[1].slice(0, -1);
-  }
-  const groups = (part) => (part === '' ? [] : part.split(':').map((h) => parseInt(h, 16)));
-  const at = s.indexOf('::');
-  let all;
-  if (at >= 0) {
-    const left = groups(s.slice(0, at));
-    const right = [...groups(s.slice(at + 2)), ...tail];
-    all = [...left, ...new Array(Math.max(0, 8 - left.length - right.length)).fill(0), ...right];
-  } else {
-    all = [...groups(s), ...tail];
-  }
-  const out = Buffer.alloc(16);
-  all.slice(0, 8).forEach((g, i) => out.writeUInt16BE(g & 0xffff, i * 2));
-  return out;
-}
-
-/**
- * A reply: VER REP RSV ATYP BND.ADDR BND.PORT; `bound` is a getsockname()
- * result, or null for 0.0.0.0:0.
+ * A reply for `bound` (a getsockname() result, or null for 0.0.0.0:0).
  * @param {number} rep
  * @param {[string, number, ...number[]] | null} [bound]
  * @returns {Buffer}
  */
 export function reply(rep, bound = null) {
-  const [host, port] = bound ?? ['0.0.0.0', 0];
-  const v6 = isIP(host.split('%')[0]) === 6;
-  const addr = v6 ? ipv6Bytes(host) : Buffer.from(isIP(host) === 4 ? host.split('.').map(Number) : [0, 0, 0, 0]);
-  const b = Buffer.alloc(6 + addr.length);
-  b[0] = 5;
-  b[1] = rep;
-  b[3] = v6 ? ATYP_IPV6 : ATYP_IPV4;
-  addr.copy(b, 4);
-  b.writeUInt16BE(port, 4 + addr.length);
-  return b;
+  const v6 = bound !== null && isIP(bound[0].split('%')[0]) === 6;
+  return replyBytes(rep, v6 ? AF_INET6 : AF_INET, bound);
 }
 
 /**
@@ -413,7 +344,7 @@ export class Socks5Handler extends StreamRequestHandler {
       case ATYP_IPV6: {
         const a = this.readExactly(16);
         if (a === null) return null;
-        host = Array.from({ length: 8 }, (_, i) => a.readUInt16BE(i * 2).toString(16)).join(':');
+        host = ipv6FromBytes(a);
         break;
       }
       case ATYP_DOMAIN: {
