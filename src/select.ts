@@ -50,6 +50,13 @@ function checkMask(mask: unknown, what = 'eventmask'): number {
   return mask >>> 0;
 }
 
+/** poll(2) masks are C shorts: like Python, a mask outside 0..0xFFFF is an error, not truncated. */
+function checkPollMask(mask: unknown): number {
+  if (typeof mask !== 'number' || !Number.isInteger(mask)) throw new TypeError('eventmask must be an integer');
+  if (mask < 0 || mask > 0xffff) throw new RangeError(`eventmask out of range for poll (0..0xFFFF): ${mask}`);
+  return mask;
+}
+
 function checkTimeoutNumber(t: unknown, what: string): number | null {
   if (t === null || t === undefined) return null;
   if (typeof t !== 'number' || Number.isNaN(t)) throw new TypeError(`${what} must be a number or null`);
@@ -132,7 +139,7 @@ export class Poll implements Waiter {
   /** Registers (or re-registers) `fd` for `eventmask` (default POLLIN|POLLPRI|POLLOUT). */
   register(fd: FileLike, eventmask: number = DEFAULT_POLL_MASK): void {
     const f = toFd(fd);
-    const mask = checkMask(eventmask) & 0xffff;
+    const mask = checkPollMask(eventmask);
     let i = this.index.get(f);
     if (i === undefined) {
       i = this.index.size;
@@ -150,7 +157,7 @@ export class Poll implements Waiter {
   /** Changes the mask of a registered fd; OSError ENOENT when it is not registered. */
   modify(fd: FileLike, eventmask: number): void {
     const f = toFd(fd);
-    const mask = checkMask(eventmask) & 0xffff;
+    const mask = checkPollMask(eventmask);
     const i = this.index.get(f);
     if (i === undefined) throw new OSError(E.ENOENT, 'poll.modify');
     this.pollfds[2 * i + 1] = mask;
@@ -182,6 +189,8 @@ export class Poll implements Waiter {
    */
   poll(timeout: number | null = null): Array<[number, number]> {
     const t = checkTimeoutNumber(timeout, 'timeout');
+    // poll(2) takes an int of milliseconds (Python: OverflowError beyond it).
+    if (t !== null && Math.ceil(t) > 0x7fffffff) throw new RangeError(`timeout too large for poll (ms > ${0x7fffffff})`);
     const n = this.index.size;
     if (this.outFds.length < n) {
       this.outFds = new Int32Array(n);

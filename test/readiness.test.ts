@@ -603,3 +603,21 @@ describe('address round trips', () => {
     }
   });
 });
+
+describe('Poll argument limits (as Python test_poll)', () => {
+  it('a mask outside 0..0xFFFF is a RangeError, not silently truncated; a timeout past INT_MAX ms too', () => {
+    const p = new Poll();
+    const [a, b] = socketpair();
+    try {
+      expect(() => p.register(a, 0x10000)).toThrow(RangeError);
+      expect(() => p.register(a, -1)).toThrow(RangeError);
+      p.register(a, POLLIN);
+      expect(() => p.modify(a, 0x10000)).toThrow(RangeError);
+      expect(() => p.poll(2 ** 31)).toThrow(RangeError);
+      expect(p.poll(0)).toEqual([]);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
