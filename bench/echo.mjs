@@ -66,6 +66,9 @@ function start(server) {
 
 const cellKey = (c) => `${c.conns}x${c.size}`;
 
+/** Server processes running now (bench/run.mjs kills them if it is interrupted). */
+export const liveServers = new Set();
+
 /**
  * Runs every server × cell `runs` times (round-robin) and returns
  * {rows, runs: raw loadgen results, skipped: [{server, reason}]}.
@@ -101,6 +104,7 @@ export async function runEcho({
       let srv;
       try {
         srv = await start(s);
+        liveServers.add(srv.proc);
         const baseFds = srv.fdCount();
         for (const cell of cells) {
           const key = `${s.name}|${cellKey(cell)}`;
@@ -141,7 +145,10 @@ export async function runEcho({
           }
         }
       } finally {
-        if (srv) await srv.stop();
+        if (srv) {
+          await srv.stop();
+          liveServers.delete(srv.proc);
+        }
       }
     }
   }

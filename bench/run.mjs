@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { BENCH_DIR, buildC, waitForQuiet } from './lib/peers.mjs';
 import { progress, table, median, linearFit, machineInfo, renderSvg } from './lib/report.mjs';
-import { ECHO_CELLS, QUICK_ECHO_CELLS, ECHO_SERVERS, runEcho, pythonMissing } from './echo.mjs';
+import { ECHO_CELLS, QUICK_ECHO_CELLS, ECHO_SERVERS, runEcho, pythonMissing, liveServers } from './echo.mjs';
 import { runSoak } from './soak.mjs';
 
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -40,6 +40,15 @@ const quick = opt.quick;
 const outDir = path.resolve(opt.out ?? path.join(BENCH_DIR, 'results', quick ? 'quick' : ''));
 const only = new Set((opt.only ?? (opt.soak ? 'soak' : 'pollers,echo')).split(','));
 const P = progress();
+// Interrupted (Ctrl-C, kill): take every server down with us.
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    for (const proc of liveServers) proc.kill('SIGKILL');
+    P.done();
+    console.error(`interrupted (${sig}); servers stopped`);
+    process.exit(130);
+  });
+}
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 
 // ------------------------------------------------------------ preflight

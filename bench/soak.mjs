@@ -9,6 +9,7 @@
 // and after the clients left (fds must return to baseline within 10 s).
 import path from 'node:path';
 import { BENCH_DIR, startServer, runLoad } from './lib/peers.mjs';
+import { liveServers } from './echo.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -18,6 +19,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  */
 export async function runSoak({ conns = 10_000, duration = 30, warmup = 1, onProgress = () => {} } = {}) {
   const srv = await startServer(process.execPath, [path.join(BENCH_DIR, 'servers/asyncore_echo.mjs'), '--backend', 'epoll']);
+  liveServers.add(srv.proc);
   const samples = [];
   let sampling = true;
   try {
@@ -81,5 +83,6 @@ export async function runSoak({ conns = 10_000, duration = 30, warmup = 1, onPro
   } finally {
     sampling = false;
     await srv.stop();
+    liveServers.delete(srv.proc);
   }
 }
