@@ -34,16 +34,19 @@ export function errnoText(err: number): string {
   return s && !s.startsWith('Unknown error') ? s : errorcode(err) ?? `Unknown error ${err}`;
 }
 
-// Receive slab: the kernel writes straight into the bytes the caller gets
-// back (a view of the slab, as Node's Buffer pool hands out views of its 8 KiB
-// pool), so a read costs no copy and no allocation of its own. Measured: with
-// the former scratch-then-copy, the copy and a fresh ArrayBuffer per 16 KiB
-// read were 15 % of the echo server's CPU (bench/README.md). A slab is
-// retired when the next read might not fit, and is freed once no view of it
-// is kept; a Buffer the caller keeps keeps its 256 KiB slab alive.
+// Receive slab: the kernel writes into it. A read of at least SLAB_VIEW_MIN
+// bytes is handed back as a view of the slab (no copy, no allocation of its
+// own; Node's Buffer pool hands out views of its 8 KiB pool the same way) and
+// the slab moves on; a smaller read is copied into a right-sized Buffer (from
+// Node's pool) and its slab bytes are reused. Measured: copying every read
+// into a fresh Buffer cost 15 % of the echo server's CPU with 16 KiB
+// messages (memmove + a new ArrayBuffer; bench/README.md). A kept view keeps
+// its 256 KiB slab alive: at most 32 times its own size, and only for reads
+// of 8 KiB or more.
 const SLAB_SIZE = 256 * 1024;
 /** Reads larger than this get a Buffer of their own (at most a quarter of the slab is left unused). */
 const SLAB_MAX_READ = 65536;
+const SLAB_VIEW_MIN = 8192;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 let slabOff = 0;
 
@@ -292,10 +295,15 @@ export class Dispatcher implements Channel {
         }
         const off = slabOff;
         r = io.recv(this._fileno, slab, off, bufferSize);
-        if (r > 0) {
+        if (r >= SLAB_VIEW_MIN) {
           // Keep the next view 8-byte aligned, as Node's pool does.
           slabOff = (off + r + 7) & ~7;
           return slab.subarray(off, off + r);
+        }
+        if (r > 0) {
+          const out = Buffer.allocUnsafe(r);
+          slab.copy(out, 0, off, off + r);
+          return out;
         }
       }
     } else {
