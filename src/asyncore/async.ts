@@ -138,7 +138,9 @@ export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {
       }
       try {
         if (map.size > 0) {
-          if (isEpoll) dispatchEpoll(syncEpoll(map), map, 0);
+          // arm() swept readable()/writable() right before this wait, as loop()
+          // does before each of its waits: dispatch on that interest.
+          if (isEpoll) dispatchEpoll(set ?? syncEpoll(map), map, 0);
           else pass(0, map);
           remaining--;
         }
