@@ -26,12 +26,14 @@ inline Napi::Value ThrowRange(Napi::Env env, const char* msg) {
 inline bool GetInt(const Napi::CallbackInfo& info, size_t i, const char* name,
                    int64_t lo, int64_t hi, int64_t* out) {
   Napi::Env env = info.Env();
-  if (i >= info.Length() || !info[i].IsNumber()) {
+  // One N-API call on the hot path: napi_get_value_double itself refuses a
+  // non-number (napi_number_expected, no exception pending).
+  double d;
+  if (i >= info.Length() || napi_get_value_double(env, info[i], &d) != napi_ok) {
     std::string m = std::string(name) + " must be a number";
     Napi::TypeError::New(env, m).ThrowAsJavaScriptException();
     return false;
   }
-  double d = info[i].As<Napi::Number>().DoubleValue();
   if (std::isnan(d) || std::floor(d) != d) {
     std::string m = std::string(name) + " must be an integer";
     Napi::TypeError::New(env, m).ThrowAsJavaScriptException();
@@ -79,7 +81,16 @@ struct Bytes {
 
 inline bool GetBytes(const Napi::CallbackInfo& info, size_t i, Bytes* out) {
   Napi::Env env = info.Env();
-  if (i >= info.Length() || !info[i].IsTypedArray()) {
+  // napi_get_typedarray_info works for every backing store: a
+  // SharedArrayBuffer (which Napi::ArrayBuffer refuses with "Invalid
+  // argument") and a detached buffer (length 0, data null). It is tried
+  // first: on the hot path (send/recv) it is the only call.
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  bool isTyped = i < info.Length() &&
+                 napi_get_typedarray_info(env, info[i], &type, &length, &data, nullptr, nullptr) == napi_ok;
+  if (!isTyped) {
     if (i < info.Length() && info[i].IsDataView()) {
       Napi::DataView dv = info[i].As<Napi::DataView>();
       out->data = static_cast<uint8_t*>(dv.Data());
@@ -89,16 +100,7 @@ inline bool GetBytes(const Napi::CallbackInfo& info, size_t i, Bytes* out) {
     Napi::TypeError::New(env, "buffer must be a Buffer or TypedArray").ThrowAsJavaScriptException();
     return false;
   }
-  // napi_get_typedarray_info works for every backing store: a
-  // SharedArrayBuffer (which Napi::ArrayBuffer refuses with "Invalid
-  // argument") and a detached buffer (length 0, data null).
-  napi_typedarray_type type;
-  size_t length;
-  void* data;
-  if (napi_get_typedarray_info(env, info[i], &type, &length, &data, nullptr, nullptr) != napi_ok) {
-    Napi::TypeError::New(env, "buffer must be a Buffer or TypedArray").ThrowAsJavaScriptException();
-    return false;
-  }
+
   size_t size = 1;
   switch (type) {
     case napi_int16_array: case napi_uint16_array: size = 2; break;
