@@ -59,9 +59,13 @@ export function runCli(args: string[], ms = 10_000): Promise<Exit & { stdout: st
   });
 }
 
-/** Starts a CLI server and waits (at most `ms`) for its "listening on" line. */
-export function startCli(args: string[], ms = 10_000): Promise<CliProcess> {
-  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `node script ...args` and waits (at most `ms`) for its
+ * "listening on ADDR" line on stdout: the same contract as the CLI's
+ * servers (`startCli`), for any program that keeps it.
+ */
+export function startProgram(script: string, args: string[], ms = 10_000): Promise<CliProcess> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let out = '', err = '';
   const exited = new Promise<Exit>((resolve) =>
@@ -71,39 +75,46 @@ export function startCli(args: string[], ms = 10_000): Promise<CliProcess> {
     }),
   );
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', waitMs = 10_000): Promise<Exit> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`no exit within ${waitMs} ms after ${signal}`)), waitMs);
+    });
+    try {
+      return await Promise.race([exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   return new Promise((resolve, reject) => {
+    let waiting = true;
     const t = setTimeout(() => {
+      waiting = false;
       child.kill('SIGKILL');
-      reject(new Error(`no "listening on" from ${args.join(' ')} within ${ms} ms; stderr: ${err}`));
+      reject(new Error(`no "listening on" from ${script} ${args.join(' ')} within ${ms} ms; stderr: ${err}`));
     }, ms);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /listening on (\S+)\n/.exec(out);
-      if (m && t.hasRef()) {
+      if (m && waiting) {
+        waiting = false;
         clearTimeout(t);
-        t.unref();
-        const stop = async (signal: NodeJS.Signals = 'SIGTERM', waitMs = 10_000): Promise<Exit> => {
-          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-          let timer: NodeJS.Timeout | undefined;
-          const timeout = new Promise<never>((_, rej) => {
-            timer = setTimeout(() => rej(new Error(`no exit within ${waitMs} ms after ${signal}`)), waitMs);
-          });
-          try {
-            return await Promise.race([exited, timeout]);
-          } finally {
-            clearTimeout(timer);
-          }
-        };
         resolve({ child, address: m[1]!, stdout: () => out, stderr: () => err, exited, stop });
       }
     });
     child.on('close', (code) => {
-      if (t.hasRef()) {
-        clearTimeout(t);
-        reject(new Error(`asyncore-native ${args.join(' ')} exited (${code}) before listening; stderr: ${err}`));
-      }
+      if (!waiting) return;
+      waiting = false;
+      clearTimeout(t);
+      reject(new Error(`${script} ${args.join(' ')} exited (${code}) before listening; stderr: ${err}`));
     });
   });
+}
+
+/** Starts a CLI server and waits (at most `ms`) for its "listening on" line. */
+export function startCli(args: string[], ms = 10_000): Promise<CliProcess> {
+  return startProgram(cliPath, args, ms);
 }
 
 /** `HOST:PORT`, `[V6]:PORT` or `unix:PATH` → node:net connect options. */

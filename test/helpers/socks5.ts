@@ -3,9 +3,8 @@
  * reader, curl, a closed port, and starting a proxy program (the CLI or the
  * ThreadingTCPServer example) as a child process that prints "listening on ADDR".
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import net from 'node:net';
-import type { CliProcess, Exit } from './cli.js';
 
 /** A CONNECT (or `cmd`) request: VER CMD RSV ATYP ADDR PORT. */
 export const connectReq = (atyp: number, addr: Buffer, port: number, cmd = 1): Buffer => {
@@ -78,63 +77,4 @@ export function curl(args: string[]): Promise<{ code: number; stdout: string; st
   });
 }
 
-const live = new Set<ChildProcess>();
-
-/** Kills every program started by `startProgram` that is still running (SIGKILL). */
-export function killPrograms(): void {
-  for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  live.clear();
-}
-
-/**
- * Starts `node script ...args` and waits (at most `ms`) for its
- * "listening on ADDR" line on stdout: the same contract as the CLI's
- * servers (test/helpers/cli.ts `startCli`), for any program that keeps it.
- */
-export function startProgram(script: string, args: string[], ms = 10_000): Promise<CliProcess> {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  let out = '', err = '';
-  const exited = new Promise<Exit>((resolve) =>
-    child.on('close', (code, signal) => {
-      live.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM', waitMs = 10_000): Promise<Exit> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new Error(`no exit within ${waitMs} ms after ${signal}`)), waitMs);
-    });
-    try {
-      return await Promise.race([exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-  return new Promise((resolve, reject) => {
-    let waiting = true;
-    const t = setTimeout(() => {
-      waiting = false;
-      child.kill('SIGKILL');
-      reject(new Error(`no "listening on" from ${script} ${args.join(' ')} within ${ms} ms; stderr: ${err}`));
-    }, ms);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (\S+)\n/.exec(out);
-      if (m && waiting) {
-        waiting = false;
-        clearTimeout(t);
-        resolve({ child, address: m[1]!, stdout: () => out, stderr: () => err, exited, stop });
-      }
-    });
-    child.on('close', (code) => {
-      if (!waiting) return;
-      waiting = false;
-      clearTimeout(t);
-      reject(new Error(`${script} ${args.join(' ')} exited (${code}) before listening; stderr: ${err}`));
-    });
-  });
-}
+export { startProgram, killAll as killPrograms } from './cli.js';
