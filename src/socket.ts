@@ -33,10 +33,11 @@ export function toBytes(data: BytesLike | ArrayBufferView, what = 'data'): Uint8
   if (data instanceof Uint8Array) return data;
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw new TypeError(`${what} must be a Buffer, Uint8Array or string, not ${describe(data)}`);
+  throw new TypeError(`${what} must be a Buffer, Uint8Array or string, not ${typeName(data)}`);
 }
 
-export function describe(v: unknown): string {
+/** A short name for a value's type, for error messages. */
+function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   return typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
@@ -96,7 +97,7 @@ function checkPort(port: unknown): number {
 export function resolveAddress(family: number, address: unknown): NativeAddress | Uint8Array {
   if (family === C.AF_UNIX) {
     if (typeof address === 'string' || address instanceof Uint8Array) return address;
-    throw new TypeError(`AF_UNIX address must be a string or Buffer path, not ${describe(address)}`);
+    throw new TypeError(`AF_UNIX address must be a string or Buffer path, not ${typeName(address)}`);
   }
   if (family !== C.AF_INET && family !== C.AF_INET6) throw new RangeError(`unsupported address family ${family}`);
   const want = family === C.AF_INET ? 'AF_INET address must be [host, port]' : 'AF_INET6 address must be [host, port, flowinfo?, scopeId?]';
