@@ -279,8 +279,8 @@ export class Dispatcher implements Channel {
    * empty Buffer and stays open (Python raises); other errnos throw.
    */
   recv(bufferSize: number): Buffer {
-    if (typeof bufferSize !== 'number' || !Number.isInteger(bufferSize) || bufferSize < 0)
-      throw new RangeError('bufferSize must be a non-negative integer');
+    if (typeof bufferSize !== 'number' || !Number.isInteger(bufferSize)) throw new TypeError('bufferSize must be an integer');
+    if (bufferSize < 0) throw new RangeError('bufferSize must be non-negative');
     const io = this.io;
     let r: number;
     let direct: Buffer | null = null;
