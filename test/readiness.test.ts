@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { trackFds } from './helpers/fds.js';
-import { families, HAVE_IPV6, listener, unixPath } from './helpers/net.js';
+import { closedPort, families, HAVE_IPV6, listener, unixPath } from './helpers/net.js';
 import { pollerKinds, waitFor, type PollerKind } from './helpers/pollers.js';
 import { native } from '../src/native.js';
 import { OSError, errno as E } from '../src/errors.js';
@@ -22,16 +22,6 @@ import { SelectSelector, EVENT_READ } from '../src/selectors.js';
 
 trackFds();
 
-/** A port on 127.0.0.1 that nothing listens on (bound once, then released). */
-function closedPort(): number {
-  const s = new Socket(AF_INET, SOCK_STREAM);
-  try {
-    s.bind(['127.0.0.1', 0]);
-    return (s.getsockname() as [string, number])[1];
-  } finally {
-    s.close();
-  }
-}
 
 function closeAll(...socks: Array<Socket | undefined>): void {
   for (const s of socks) s?.close();

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { trackFds } from './helpers/fds.js';
+import { thrown } from './helpers/net.js';
 import { native } from '../src/native.js';
 import { KeyError, OSError, errno as E } from '../src/errors.js';
 import { Socket, socketpair, SHUT_WR } from '../src/socket.js';
@@ -29,14 +30,6 @@ const selectorCases: Array<{ name: string; Selector: Ctor; scalable: boolean; mi
   { name: 'DefaultSelector', Selector: DefaultSelector, scalable: true, missing: null },
 ];
 
-function thrown(f: () => unknown): Error {
-  try {
-    f();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected the call to throw');
-}
 
 function readyFor(ready: Array<[SelectorKey, number]>, flag: number): unknown[] {
   return ready.filter(([, ev]) => ev & flag).map(([k]) => k.fileobj);

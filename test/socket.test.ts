@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { trackFds } from './helpers/fds.js';
-import { families, HAVE_IPV6, listener, unixPath } from './helpers/net.js';
+import { closedPort, families, HAVE_IPV6, listener, thrown, unixPath } from './helpers/net.js';
 import { native } from '../src/native.js';
 import { OSError, SocketTimeout, GaiError, KeyError, ExitNow, errno as E, errorcode, strerror } from '../src/errors.js';
 import {
@@ -25,25 +25,7 @@ function closeAll(...socks: Array<Socket | undefined>): void {
   for (const s of socks) s?.close();
 }
 
-/** Runs `f` and returns what it threw (fails the test when it returns). */
-function thrown(f: () => unknown): Error {
-  try {
-    f();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected the call to throw');
-}
 
-function closedPort(): number {
-  const s = new Socket(AF_INET, SOCK_STREAM);
-  try {
-    s.bind(['127.0.0.1', 0]);
-    return (s.getsockname() as [string, number])[1];
-  } finally {
-    s.close();
-  }
-}
 
 /** Resolves when the child exits (bounded: kills it after `ms`). */
 function exited(child: ChildProcess, ms = 5000): Promise<number | null> {

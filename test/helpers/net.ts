@@ -55,3 +55,24 @@ export function listener(fc: FamilyCase = families[0]!, backlog = 16): [Socket, 
 
 /** Sleeps `ms` milliseconds without blocking the event loop. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A port on 127.0.0.1 that nothing listens on (bound once, then released). */
+export function closedPort(): number {
+  const s = new Socket(AF_INET, SOCK_STREAM);
+  try {
+    s.bind(['127.0.0.1', 0]);
+    return (s.getsockname() as [string, number])[1];
+  } finally {
+    s.close();
+  }
+}
+
+/** Runs `f` and returns what it threw (fails the test when it returns). */
+export function thrown(f: () => unknown): Error {
+  try {
+    f();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected the call to throw');
+}
