@@ -259,9 +259,21 @@ export abstract class InterestCache {
     const dirty = this.dirty;
     if (dirty.length > 0) {
       this.dirty = [];
-      for (const r of dirty) {
-        r.dirty = false;
-        if (!r.gone && (!this.plain || this.map.get(r.fd) === r.obj)) this.ask(r);
+      let i = 0;
+      try {
+        for (; i < dirty.length; i++) {
+          const r = dirty[i]!;
+          r.dirty = false;
+          if (!r.gone && (!this.plain || this.map.get(r.fd) === r.obj)) this.ask(r);
+        }
+      } finally {
+        // A readable()/writable() threw (ExitNow, a bug): that channel and
+        // the rest stay queued for the next sync.
+        for (; i < dirty.length; i++) {
+          const r = dirty[i]!;
+          r.dirty = false;
+          if (!r.gone) this.mark(r);
+        }
       }
     }
     if (this.untracked.size > 0) {
