@@ -46,6 +46,8 @@ export class Registration {
   gone = false;
   /** Whether the channel's classes declare `reportsInterest` (-1: not looked up yet). */
   classReports = -1;
+  /** The next ask looks for methods of the object's own (it joined, or was announced). */
+  checkOwn = true;
   /** Backend bookkeeping: an index into the poller's arrays (poll, select), or the kernel mask (epoll). */
   slot = -1;
   slotW = -1;
@@ -194,6 +196,7 @@ export abstract class InterestCache {
       if (obj === undefined || (change === 'interest' && this.map.get(fd) !== obj)) return;
       r = this.create(fd, obj);
     }
+    r.checkOwn = true;
     this.mark(r);
   }
 
@@ -236,7 +239,14 @@ export abstract class InterestCache {
     if (obj.writable() && !obj.accepting) mask |= WRITE;
     if (r.gone) return; // readable()/writable() closed it
     if (r.classReports === -1) r.classReports = classReports(obj) ? 1 : 0;
-    const tracked = r.classReports === 1 && !ownMethods(obj);
+    // After a dispatch only the answers are asked again: whether the object
+    // has readable()/writable() of its own is looked at when it joins and
+    // whenever it is announced.
+    let tracked = r.tracked;
+    if (r.checkOwn || r.mask === UNKNOWN) {
+      r.checkOwn = false;
+      tracked = r.classReports === 1 && !ownMethods(obj);
+    }
     if (tracked !== r.tracked || r.mask === UNKNOWN) {
       r.tracked = tracked;
       if (tracked) this.untracked.delete(r);
