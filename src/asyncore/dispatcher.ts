@@ -90,6 +90,8 @@ export class Dispatcher implements Channel {
   protected _fileno: number | null = null;
   private io: RawIo | null = null;
   private closeHandled = false;
+  /** Maps other than its own that the channel joined (`addChannel(map)`); null, the usual case, for none. */
+  private otherMaps: SocketMap[] | null = null;
 
   /**
    * `sock`: an existing socket (made nonblocking, added to the map, and
@@ -140,17 +142,34 @@ export class Dispatcher implements Channel {
     if (this._fileno === null) return;
     m.set(this._fileno, this);
     if (!(m instanceof ChannelMap)) notifyMap(m, 'add', this._fileno, this);
+    if (m !== this._map) {
+      this.otherMaps ??= [];
+      if (!this.otherMaps.includes(m)) this.otherMaps.push(m);
+    }
   }
 
-  /** Leaves `map` (default: the dispatcher's map); the descriptor is forgotten. */
+  /**
+   * Leaves `map` (default: the dispatcher's own map). The descriptor is
+   * forgotten (`fileno()` becomes null) once the channel is in none of the
+   * maps it joined: after `delChannel(otherMap)` its own map still holds it,
+   * and `close()` removes it from there. (Python forgets the descriptor on
+   * any del_channel, so a later close() leaves the closed channel in its map.)
+   */
   delChannel(map?: SocketMap): void {
     const m = map ?? this._map;
     const fd = this._fileno;
-    if (fd !== null && m.get(fd) === this) {
+    if (fd === null) return;
+    if (m.get(fd) === this) {
       m.delete(fd);
       if (!(m instanceof ChannelMap)) notifyMap(m, 'delete', fd, this);
     }
-    this._fileno = null;
+    const others = this.otherMaps;
+    if (others !== null && m !== this._map) {
+      const i = others.indexOf(m);
+      if (i >= 0) others.splice(i, 1);
+      if (others.length === 0) this.otherMaps = null;
+    }
+    if (this.otherMaps === null && this._map.get(fd) !== this) this._fileno = null;
   }
 
   /** Creates a nonblocking socket and joins the map. */
@@ -243,8 +262,12 @@ export class Dispatcher implements Channel {
   /**
    * Sends what the kernel takes now; returns the count. 0 on EWOULDBLOCK;
    * a disconnection errno calls handleClose and returns 0; others throw.
+   * A DispatcherWithSend queues instead and returns undefined (Python: None);
+   * the first signature says so to the type checker.
    */
-  send(data: BytesLike): number {
+  send(this: DispatcherWithSend, data: BytesLike): undefined;
+  send(data: BytesLike): number;
+  send(data: BytesLike): number | undefined {
     const b = toBytes(data);
     return this.sendBytes(b, 0, b.byteLength);
   }
@@ -330,12 +353,13 @@ export class Dispatcher implements Channel {
     throw new OSError(err, 'recv');
   }
 
-  /** Leaves the map and closes the socket (ENOTCONN / EBADF ignored). */
+  /** Leaves every map it joined and closes the socket (ENOTCONN / EBADF ignored). */
   close(): void {
     this.connected = false;
     this.accepting = false;
     this.connecting = false;
     this.delChannel();
+    if (this.otherMaps !== null) for (const m of [...this.otherMaps]) this.delChannel(m);
     if (this.socket !== null) {
       try {
         this.socket.close();
@@ -399,13 +423,15 @@ export class Dispatcher implements Channel {
   /** Logs a compact traceback of `err` and closes the channel. */
   handleError(err?: unknown): void {
     const [, type, value, info] = compactTraceback(err);
+    // The message, not String(value): that would repeat the type ("RangeError: …").
+    const text = value.message;
     let self: string;
     try {
       self = String(this);
     } catch {
       self = `<toString() failed for ${this.constructor.name}>`;
     }
-    this.logInfo(`uncaptured exception, closing channel ${self} (${type}:${value} ${info})`, 'error');
+    this.logInfo(`uncaptured exception, closing channel ${self} (${type}:${text} ${info})`, 'error');
     this.handleClose();
   }
 
@@ -483,20 +509,23 @@ export class DispatcherWithSend extends Dispatcher {
     return !this.connected || this.pending > 0;
   }
 
-  /** Queues `data` (a string is UTF-8) and tries to send at once; returns nothing, as asyncore. */
-  override send(data: BytesLike): number {
+  /** Queues `data` (a string is UTF-8) and tries to send at once; returns undefined (Python: None). */
+  override send(this: DispatcherWithSend, data: BytesLike): undefined;
+  // Only to stay assignable to Dispatcher#send; the signature above is the one that applies.
+  override send(data: BytesLike): number;
+  override send(data: BytesLike): number | undefined {
     const b = toBytes(data);
     if (this.debug) this.logInfo(`sending ${JSON.stringify(Buffer.from(b).toString('latin1'))}`);
     if (this.pending === 0 && b.byteLength > 0 && this.connected) {
       // Nothing queued: send straight from the caller's bytes and keep a
       // copy of only what the kernel did not take (the caller may reuse its buffer).
       const n = this.sendBytes(b, 0, Math.min(b.byteLength, 65536));
-      if (n === b.byteLength || this._fileno === null) return 0;
+      if (n === b.byteLength || this._fileno === null) return undefined;
       this.chunks.push(Buffer.from(b.subarray(n)));
       this.head = 0;
       this.pending = b.byteLength - n;
       this.interestChanged();
-      return 0;
+      return undefined;
     }
     if (b.byteLength > 0) {
       // Keep a private copy: the caller may reuse its buffer.
@@ -506,7 +535,7 @@ export class DispatcherWithSend extends Dispatcher {
     const wasIdle = this.pending === b.byteLength;
     this.initiateSend();
     if (wasIdle && this.pending > 0) this.interestChanged();
-    return 0;
+    return undefined;
   }
 }
 
@@ -588,23 +617,21 @@ export class FileDispatcher extends Dispatcher {
 
 /**
  * Python's `compact_traceback` for a JS error: `[[file, function, line],
- * typeName, message, info]`, where info lists every frame, outermost first,
- * as `[file|function|line]`. Throws when the error has no stack.
+ * typeName, error, info]`, where `error` is `err` itself (Python returns the
+ * exception instance) and info lists every frame, outermost first, as
+ * `[file|function|line]`. TypeError when `err` is not an Error with a stack
+ * (Python: "traceback does not exist").
  */
-export function compactTraceback(err: unknown): [[string, string, string], string, string, string] {
-  const e = err instanceof Error ? err : null;
-  const type = e ? e.name || e.constructor.name : typeof err;
-  const value = e ? e.message : String(err);
+export function compactTraceback(err: unknown): [[string, string, string], string, Error, string] {
+  if (!(err instanceof Error)) throw new TypeError('compactTraceback: the value has no stack trace');
+  const type = err.name || err.constructor.name;
   const frames: Array<[string, string, string]> = [];
-  for (const line of (e?.stack ?? '').split('\n').slice(1)) {
+  for (const line of (err.stack ?? '').split('\n').slice(1)) {
     const m = /^\s*at (?:(.*?) \()?(.*?):(\d+):\d+\)?$/.exec(line);
     if (m) frames.push([m[2]!, m[1] ?? '<anonymous>', m[3]!]);
   }
-  if (frames.length === 0) {
-    if (e === null) throw new TypeError('compactTraceback: the value has no stack trace');
-    frames.push(['<unknown>', '<unknown>', '0']);
-  }
+  if (frames.length === 0) frames.push(['<unknown>', '<unknown>', '0']);
   frames.reverse();
   const info = frames.map(([f, fn, l]) => `[${f}|${fn}|${l}]`).join(' ');
-  return [frames[frames.length - 1]!, type, value, info];
+  return [frames[frames.length - 1]!, type, err, info];
 }
