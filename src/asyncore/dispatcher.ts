@@ -10,6 +10,8 @@
  * handleAccept, handleAccepted(sock, addr), handleClose, handleError(err).
  *
  * Deliberate differences from Python (see README):
+ * - the default `handleExpt` reads and drops the urgent byte (Python's only
+ *   warns, and the level-triggered POLLPRI then fires on every pass);
  * - `recv` returns an empty Buffer on EAGAIN without closing;
  * - `handleClose` runs at most once per connection, however it is reached;
  * - strings are accepted wherever bytes are (UTF-8).
@@ -49,6 +51,9 @@ const SLAB_MAX_READ = 65536;
 const SLAB_VIEW_MIN = 8192;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 let slabOff = 0;
+
+/** Where the default handleExpt reads the urgent byte it drops. */
+const urgentByte = Buffer.alloc(1);
 
 /** Raw, non-throwing I/O on a descriptor: sockets use send/recv, files read/write. */
 interface RawIo {
@@ -90,6 +95,7 @@ export class Dispatcher implements Channel {
   protected _fileno: number | null = null;
   private io: RawIo | null = null;
   private closeHandled = false;
+  private exptWarned = false;
   /** Maps other than its own that the channel joined (`addChannel(map)`); null, the usual case, for none. */
   private otherMaps: SocketMap[] | null = null;
 
@@ -435,8 +441,53 @@ export class Dispatcher implements Channel {
     this.handleClose();
   }
 
+  /**
+   * Hook: urgent ("out-of-band") data arrived (POLLPRI / EPOLLPRI, or
+   * select's exceptional set). The default reads the urgent byte and drops
+   * it, and warns once per channel ('unhandled incoming priority event', as
+   * asyncore). Reading it is what ends the condition: the kernel reports
+   * POLLPRI until the byte is read (tcp(7)), so asyncore's default, which
+   * only warns, makes every backend spin on a single byte. An override that
+   * wants the byte reads it with `socket.recv(1, MSG_OOB)`.
+   */
   handleExpt(): void {
-    this.logInfo('unhandled incoming priority event', 'warning');
+    if (!this.exptWarned) {
+      this.exptWarned = true;
+      this.logInfo('unhandled incoming priority event', 'warning');
+    }
+    this.discardUrgent();
+  }
+
+  /**
+   * Reads and drops the pending urgent byte (recv with MSG_OOB). Not an
+   * error when there is none to read: EINVAL (it was read already, or
+   * SO_OOBINLINE put it in the normal stream, where handleRead gets it),
+   * EAGAIN (only the urgent pointer has arrived; tcp(7)), EOPNOTSUPP (a
+   * socket type without urgent data). A disconnection errno calls
+   * handleClose; any other errno throws OSError. Files have no urgent data.
+   */
+  protected discardUrgent(): void {
+    let r: number;
+    if (this.io === socketIo && this._fileno !== null) {
+      r = native.recv(this._fileno, urgentByte, 0, 1, C.MSG_OOB);
+    } else if (this.io === null && this.socket !== null && typeof this.socket.recv === 'function') {
+      try {
+        r = this.socket.recv(1, C.MSG_OOB).length;
+      } catch (err) {
+        if (!(err instanceof OSError)) throw err;
+        r = -err.errno;
+      }
+    } else {
+      return;
+    }
+    if (r >= 0) return;
+    const err = -r;
+    if (err === E.EINVAL || err === EAGAIN || err === EWOULDBLOCK || err === E.EOPNOTSUPP) return;
+    if (DISCONNECTED.has(err)) {
+      this.handleClose();
+      return;
+    }
+    throw new OSError(err, 'recv');
   }
   handleRead(): void {
     this.logInfo('unhandled read event', 'warning');
