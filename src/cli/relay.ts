@@ -17,6 +17,8 @@
  *   write the reply, shut down writing, discard input until the client's
  *   EOF or `LINGER_MS`, then close. Closing with unread input would send a
  *   RST, and the client could lose the reply.
+ * - Urgent data (MSG_OOB) is relayed inline, as an ordinary byte in its
+ *   place (SO_OOBINLINE on every relayed socket; see relaySocketOptions).
  *
  * Reads use `Socket#recvInto` (the loop said readable, so EAGAIN is rare);
  * writes use the dispatcher's non-throwing send. Both directions copy a read
@@ -61,8 +63,23 @@ export function sharedView(n: number): Buffer {
   return readBuf.subarray(0, n);
 }
 
-/** Sets TCP_NODELAY on an Internet socket (a relay should not add Nagle delays). */
-export function setNoDelay(sock: Socket): void {
+/**
+ * The options of every relayed socket: TCP_NODELAY on Internet sockets (a
+ * relay should not add Nagle delays), and SO_OOBINLINE, so urgent data
+ * (MSG_OOB) stays in the byte stream and is relayed in its place as an
+ * ordinary byte. RFC 6093 (§3, §6): urgent data is part of the stream, not
+ * a separate channel, and an application that still uses it must read it
+ * inline; dropping it would delete a byte of the relayed protocol (Telnet's
+ * Data Mark, RFC 854). What is not reproduced is the urgency (the URG flag
+ * and pointer) on the other side, which middleboxes may clear anyway (RFC
+ * 6093 §3), so no application can depend on it.
+ */
+export function relaySocketOptions(sock: Socket): void {
+  try {
+    sock.setsockopt(C.SOL_SOCKET, C.SO_OOBINLINE, 1);
+  } catch {
+    /* no urgent data on this kind of socket: RelayEnd#handleExpt copes either way */
+  }
   if (sock.family === C.AF_INET || sock.family === C.AF_INET6) {
     try {
       sock.setsockopt(C.IPPROTO_TCP, C.TCP_NODELAY, 1);
@@ -281,6 +298,18 @@ export class RelayEnd extends Dispatcher {
     if (fd !== null) notifyMap(this._map, 'interest', fd, this);
   }
 
+  /**
+   * POLLPRI: urgent data arrived. It is inline (relaySocketOptions), so
+   * handleRead relays it and POLLPRI ends once a read passes the urgent
+   * mark; the kernel stops a read just before the mark, so that takes one
+   * more pass. Without SO_OOBINLINE the byte would wait out of band and the
+   * event would repeat forever: then it is read and dropped (an EINVAL
+   * otherwise, and nothing happens).
+   */
+  override handleExpt(): void {
+    this.discardUrgent();
+  }
+
   /** An error, a reset or a hang-up: this end is gone. */
   override handleClose(): void {
     this.close();
@@ -320,9 +349,9 @@ export function pair(a: RelayEnd, b: RelayEnd): void {
   b.peer = a;
 }
 
-/** An accepted connection made into a relay end (nonblocking, TCP_NODELAY). */
+/** An accepted connection made into a relay end (nonblocking, relaySocketOptions). */
 export function acceptedEnd(sock: Socket, map: SocketMap): RelayEnd {
-  setNoDelay(sock);
+  relaySocketOptions(sock);
   return new RelayEnd(sock, map);
 }
 
@@ -341,7 +370,7 @@ export class UpstreamEnd extends RelayEnd {
     this.done = done;
     this.createSocket(target.family, C.SOCK_STREAM);
     try {
-      setNoDelay(this.socket as Socket);
+      relaySocketOptions(this.socket as Socket);
       this.setTimer(timeoutMs, () => this.fail(E.ETIMEDOUT!));
       this.connect(target.address);
     } catch (err) {

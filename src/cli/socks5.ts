@@ -41,7 +41,7 @@ import {
   REP, METHOD_NONE, METHOD_USERPASS, METHOD_REFUSED, replyForErrno, parseGreeting, parseAuth, parseRequest, replyBytes,
   type Socks5Request,
 } from '../socks5.js';
-import { RelayEnd, connectAny, pair, recvShared, setNoDelay, sharedView, type Connecting } from './relay.js';
+import { RelayEnd, connectAny, pair, recvShared, relaySocketOptions, sharedView, type Connecting } from './relay.js';
 import { Server, describeError, type ServerOptions } from './server.js';
 
 // The wire format lives in the library (`asyncore-native/socks5`); re-exported for the CLI's users.
@@ -256,7 +256,7 @@ export class Socks5Server extends Server {
 
   handleConnection(sock: Socket, peer: string): void {
     const id = this.logger.nextId();
-    setNoDelay(sock);
+    relaySocketOptions(sock);
     const conn = new Socks5Conn(sock, this);
     this.started.set(conn, [id, peer, performance.now()]);
     this.logger.conn(`#${id} open ${peer}`);
