@@ -389,10 +389,18 @@ describe('DispatcherWithSend', () => {
       expect(n).toBeUndefined();
       b.setblocking(false);
       expect(b.recv(100).toString()).toBe('queuedmore');
-      // A plain Dispatcher still returns the count.
+      // A plain Dispatcher returns the count; a subclass may narrow the type to number.
       const plain = new Dispatcher(b, map);
-      const count: number = plain.send('back');
-      expect(count).toBe(4);
+      expect(plain.send('back')).toBe(4);
+      class Counts extends Dispatcher {
+        override send(data: string): number {
+          return super.send(data) ?? 0;
+        }
+      }
+      const [x, y] = socketpair();
+      const counted: number = new Counts(x, map).send('four');
+      expect(counted).toBe(4);
+      y.close();
     } finally {
       closeAll(map);
       a.close();

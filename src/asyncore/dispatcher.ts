@@ -21,6 +21,7 @@ import * as C from '../constants.js';
 import { OSError, check, errno as E, errorcode, strerror } from '../errors.js';
 import { Socket, toBytes, type Address, type BytesLike } from '../socket.js';
 import { ChannelMap, notifyMap, socketMap, type Channel, type SocketMap } from './map.js';
+import { Fifo } from './fifo.js';
 
 /** Errnos that mean the peer is gone: send/recv close the channel instead of throwing. */
 export const DISCONNECTED: ReadonlySet<number> = new Set(
@@ -268,11 +269,9 @@ export class Dispatcher implements Channel {
   /**
    * Sends what the kernel takes now; returns the count. 0 on EWOULDBLOCK;
    * a disconnection errno calls handleClose and returns 0; others throw.
-   * A DispatcherWithSend queues instead and returns undefined (Python: None);
-   * the first signature says so to the type checker.
+   * (The type admits undefined because DispatcherWithSend's send queues and
+   * returns undefined, Python's None; a subclass may narrow it to number.)
    */
-  send(this: DispatcherWithSend, data: BytesLike): undefined;
-  send(data: BytesLike): number;
   send(data: BytesLike): number | undefined {
     const b = toBytes(data);
     return this.sendBytes(b, 0, b.byteLength);
@@ -512,43 +511,89 @@ export class Dispatcher implements Channel {
   }
 }
 
-/** A dispatcher with an output buffer: `send()` queues and sends as the socket allows. */
+/** The most a DispatcherWithSend sends per writable event (asyncore's 64 KiB). */
+const SEND_MAX = 65536;
+// Where small queued chunks are gathered for one send(2): the send is
+// synchronous, so every DispatcherWithSend can share it.
+const gatherBuf = Buffer.allocUnsafeSlow(SEND_MAX);
+
+/**
+ * A dispatcher with an output buffer: `send()` queues and sends as the
+ * socket allows. The queue is a `Fifo` of private copies, O(1) per chunk
+ * however long a slow peer lets it grow; each writable event sends up to
+ * 64 KiB, gathered from as many queued chunks as it takes (asyncore sends
+ * `out_buffer[:65536]`).
+ */
 export class DispatcherWithSend extends Dispatcher {
-  private chunks: Uint8Array[] = [];
+  private chunks = new Fifo<Uint8Array>();
+  /** How much of the first chunk was sent already. */
   private head = 0;
   private pending = 0;
 
-  /** The bytes not yet sent (a copy). */
+  /** The bytes not yet sent (a copy); assigning replaces them. */
   get outBuffer(): Buffer {
-    const parts = this.chunks.map((c, i) => (i === 0 ? c.subarray(this.head) : c));
+    const parts: Uint8Array[] = [];
+    let i = 0;
+    for (const c of this.chunks) parts.push(i++ === 0 ? c.subarray(this.head) : c);
     return Buffer.concat(parts);
   }
   set outBuffer(data: BytesLike) {
     const b = toBytes(data);
-    this.chunks = b.byteLength ? [b] : [];
+    const wasIdle = this.pending === 0;
+    this.chunks.clear();
+    if (b.byteLength > 0) this.chunks.push(Buffer.from(b));
     this.head = 0;
     this.pending = b.byteLength;
+    if (wasIdle !== (this.pending === 0)) this.interestChanged();
   }
 
   /**
-   * Sends up to 64 KiB of the buffer now. While a connect is in progress the
+   * Sends up to 64 KiB of the buffer now, in one send(2): small queued
+   * chunks are gathered into one (measured against a native sendmsg(2) over
+   * the chunks: see bench/README.md). While a connect is in progress the
    * data waits for it (Python sends on the connecting socket and can raise
    * ECONNREFUSED from send; here the refusal reaches handleConnectEvent).
    */
   initiateSend(): void {
-    if (this.connecting && !this.connected) return;
-    while (this.chunks.length > 0) {
-      const c = this.chunks[0]!;
-      const len = Math.min(c.byteLength - this.head, 65536);
-      const n = this.sendBytes(c, this.head, len);
-      this.pending -= n;
-      this.head += n;
-      if (this.head >= c.byteLength) {
-        this.chunks.shift();
-        this.head = 0;
+    if ((this.connecting && !this.connected) || this.pending === 0) return;
+    const first = this.chunks.peek()!;
+    const avail = first.byteLength - this.head;
+    let n: number;
+    if (avail >= SEND_MAX || this.chunks.length === 1) {
+      n = this.sendBytes(first, this.head, Math.min(avail, SEND_MAX));
+    } else {
+      n = this.sendBytes(gatherBuf, 0, this.gather());
+    }
+    this.consume(n);
+    if (this.pending === 0) this.interestChanged();
+  }
+
+  /** Copies up to SEND_MAX queued bytes, front first, into gatherBuf; returns the count. */
+  private gather(): number {
+    let len = 0;
+    for (let i = 0; i < this.chunks.length && len < SEND_MAX; i++) {
+      const c = this.chunks.at(i)!;
+      const from = i === 0 ? this.head : 0;
+      const take = Math.min(c.byteLength - from, SEND_MAX - len);
+      gatherBuf.set(from === 0 && take === c.byteLength ? c : c.subarray(from, from + take), len);
+      len += take;
+    }
+    return len;
+  }
+
+  /** Drops `n` sent bytes from the front of the queue. */
+  private consume(n: number): void {
+    this.pending -= n;
+    let rest = n;
+    while (rest > 0) {
+      const left = this.chunks.peek()!.byteLength - this.head;
+      if (rest < left) {
+        this.head += rest;
+        return;
       }
-      // One send per call, as asyncore: the loop calls again when writable.
-      break;
+      rest -= left;
+      this.chunks.shift();
+      this.head = 0;
     }
   }
 
@@ -560,32 +605,25 @@ export class DispatcherWithSend extends Dispatcher {
     return !this.connected || this.pending > 0;
   }
 
-  /** Queues `data` (a string is UTF-8) and tries to send at once; returns undefined (Python: None). */
-  override send(this: DispatcherWithSend, data: BytesLike): undefined;
-  // Only to stay assignable to Dispatcher#send; the signature above is the one that applies.
-  override send(data: BytesLike): number;
-  override send(data: BytesLike): number | undefined {
+  /**
+   * Queues `data` (a string is UTF-8; a private copy is kept) and returns
+   * undefined (Python: None). With nothing queued it is sent at once (only
+   * what the kernel does not take is copied); behind queued bytes it waits
+   * for the next writable event, since the socket was full at the last try.
+   */
+  override send(data: BytesLike): undefined {
     const b = toBytes(data);
     if (this.debug) this.logInfo(`sending ${JSON.stringify(Buffer.from(b).toString('latin1'))}`);
-    if (this.pending === 0 && b.byteLength > 0 && this.connected) {
-      // Nothing queued: send straight from the caller's bytes and keep a
-      // copy of only what the kernel did not take (the caller may reuse its buffer).
-      const n = this.sendBytes(b, 0, Math.min(b.byteLength, 65536));
-      if (n === b.byteLength || this._fileno === null) return undefined;
-      this.chunks.push(Buffer.from(b.subarray(n)));
-      this.head = 0;
-      this.pending = b.byteLength - n;
-      this.interestChanged();
-      return undefined;
+    if (b.byteLength === 0) return undefined;
+    const wasIdle = this.pending === 0;
+    let off = 0;
+    if (wasIdle && this.connected) {
+      off = this.sendBytes(b, 0, Math.min(b.byteLength, SEND_MAX));
+      if (off === b.byteLength || this._fileno === null) return undefined;
     }
-    if (b.byteLength > 0) {
-      // Keep a private copy: the caller may reuse its buffer.
-      this.chunks.push(Buffer.from(b));
-      this.pending += b.byteLength;
-    }
-    const wasIdle = this.pending === b.byteLength;
-    this.initiateSend();
-    if (wasIdle && this.pending > 0) this.interestChanged();
+    this.chunks.push(Buffer.from(b.subarray(off)));
+    this.pending += b.byteLength - off;
+    if (wasIdle) this.interestChanged();
     return undefined;
   }
 }

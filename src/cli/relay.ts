@@ -29,6 +29,7 @@ import { OSError, errno as E } from '../errors.js';
 import { Socket } from '../socket.js';
 import { DISCONNECTED, Dispatcher } from '../asyncore/dispatcher.js';
 import { notifyMap, type SocketMap } from '../asyncore/map.js';
+import { Fifo } from '../asyncore/fifo.js';
 import type { SocketAddress } from './address.js';
 
 /**
@@ -113,7 +114,8 @@ export class RelayEnd extends Dispatcher {
 
   protected finish: Finish = null;
   protected lingering = false;
-  private out: Buffer[] = [];
+  /** Unsent chunks; a Fifo, since a peer trickling 1-byte segments can queue 256 K of them. */
+  private out = new Fifo<Buffer>();
   private head = 0;
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -200,7 +202,7 @@ export class RelayEnd extends Dispatcher {
   /** Writes queued bytes until the socket is full or the queue is empty. */
   flush(): void {
     while (this.out.length > 0 && !this.closedFlag) {
-      const c = this.out[0]!;
+      const c = this.out.peek()!;
       const n = this.sendBytes(c, this.head, c.byteLength - this.head);
       if (n === 0) break;
       this.bytesOut += n;
@@ -327,7 +329,7 @@ export class RelayEnd extends Dispatcher {
     this.lingering = false;
     this.clearTimer();
     super.close();
-    this.out = [];
+    this.out.clear();
     this.pendingBytes = 0;
     const p = this.peer;
     if (p !== null && p !== this && !p.closedFlag) p.peerGone();
