@@ -355,3 +355,42 @@ export abstract class InterestCache {
     this.full = true;
   }
 }
+
+/**
+ * A backend's state for each map, kept on the map itself under a private
+ * symbol: found with one property load per pass (a WeakMap lookup cost more
+ * than the rest of an idle pass), and collected with the map.
+ */
+export class PerMap<T extends { close(): void }> {
+  private readonly key: symbol;
+
+  constructor(
+    name: string,
+    private readonly make: (map: SocketMap) => T,
+  ) {
+    this.key = Symbol(`asyncore-native ${name}`);
+  }
+
+  /** The state of `map`, made on first use. */
+  of(map: SocketMap): T {
+    let s = (map as unknown as Record<symbol, T | undefined>)[this.key];
+    if (s === undefined) {
+      s = this.make(map);
+      Object.defineProperty(map, this.key, { value: s, writable: true, configurable: true, enumerable: false });
+    }
+    return s;
+  }
+
+  /** The state of `map` if it has one. */
+  peek(map: SocketMap): T | undefined {
+    return (map as unknown as Record<symbol, T | undefined>)[this.key];
+  }
+
+  /** Closes and forgets the state of `map`. */
+  release(map: SocketMap): void {
+    const s = this.peek(map);
+    if (s === undefined) return;
+    (map as unknown as Record<symbol, T | undefined>)[this.key] = undefined;
+    s.close();
+  }
+}

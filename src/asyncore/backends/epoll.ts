@@ -8,7 +8,7 @@ import { native } from '../../native.js';
 import * as C from '../../constants.js';
 import { OSError, errno as E } from '../../errors.js';
 import { readwrite, sleepMs, toWaitMs } from '../dispatch.js';
-import { InterestCache, READ, WRITE, type Registration } from '../interest.js';
+import { InterestCache, PerMap, READ, WRITE, type Registration } from '../interest.js';
 import { socketMap, type SocketMap } from '../map.js';
 
 const C_EPERM = E.EPERM!, C_EBADF = E.EBADF!, C_ENOENT = E.ENOENT!, C_EINVAL = E.EINVAL!, C_EEXIST = E.EEXIST!;
@@ -121,35 +121,24 @@ export class EpollSet extends InterestCache {
   }
 }
 
-// Each map's set hangs off the map itself under a private symbol: found with
-// one property load per pass (a WeakMap lookup cost more than the rest of an
-// idle pass), and collected with the map.
-const EPOLL_SET = Symbol('asyncore-native epoll set');
-type WithSet = SocketMap & { [EPOLL_SET]?: EpollSet | undefined };
 const epollFinalizer = new FinalizationRegistry<number>((epfd) => native.close(epfd));
-
-function epollSetOf(map: SocketMap): EpollSet {
-  let s = (map as WithSet)[EPOLL_SET];
-  if (s === undefined) {
-    s = new EpollSet(map);
-    Object.defineProperty(map, EPOLL_SET, { value: s, writable: true, configurable: true, enumerable: false });
-    epollFinalizer.register(map, s.epfd, s);
-  }
+const sets = new PerMap('epoll set', (map) => {
+  const s = new EpollSet(map);
+  epollFinalizer.register(map, s.epfd, s);
   return s;
-}
+});
 
 /** Closes the epoll set kept for `map` (loop() does it when the map empties; closeAll too). */
 export function releaseEpoll(map: SocketMap): void {
-  const s = (map as WithSet)[EPOLL_SET];
+  const s = sets.peek(map);
   if (s === undefined) return;
-  (map as WithSet)[EPOLL_SET] = undefined;
   epollFinalizer.unregister(s);
-  s.close();
+  sets.release(map);
 }
 
 /** Brings the epoll set of `map` up to date (epoll_ctl only for changes); returns it. */
 export function syncEpoll(map: SocketMap): EpollSet {
-  const s = epollSetOf(map);
+  const s = sets.of(map);
   s.sync();
   return s;
 }

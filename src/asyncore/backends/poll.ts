@@ -7,7 +7,7 @@ import { native } from '../../native.js';
 import * as C from '../../constants.js';
 import { OSError } from '../../errors.js';
 import { readwrite, sleepMs, toWaitMs } from '../dispatch.js';
-import { InterestCache, READ, WRITE, type Registration } from '../interest.js';
+import { InterestCache, PerMap, READ, WRITE, type Registration } from '../interest.js';
 import { socketMap, type SocketMap } from '../map.js';
 
 const POLL_READ = C.POLLIN | C.POLLPRI;
@@ -58,25 +58,11 @@ export class PollArray extends InterestCache {
   }
 }
 
-// Kept on the map itself under a private symbol (one property load per pass), collected with it.
-const STATE = Symbol('asyncore-native PollArray');
-type WithState = SocketMap & { [STATE]?: PollArray | undefined };
-
-function arrayOf(map: SocketMap): PollArray {
-  let p = (map as WithState)[STATE];
-  if (p === undefined) {
-    p = new PollArray(map);
-    Object.defineProperty(map, STATE, { value: p, writable: true, configurable: true, enumerable: false });
-  }
-  return p;
-}
+const kept = new PerMap('poll array', (map) => new PollArray(map));
 
 /** Forgets what is kept for `map` by this backend. */
 export function releasePoll(map: SocketMap): void {
-  const p = (map as WithState)[STATE];
-  if (p === undefined) return;
-  (map as WithState)[STATE] = undefined;
-  p.close();
+  kept.release(map);
 }
 
 /**
@@ -86,7 +72,7 @@ export function releasePoll(map: SocketMap): void {
  */
 export function poll2(timeout: number | null = 0, map: SocketMap = socketMap): void {
   const ms = toWaitMs(timeout);
-  const p = arrayOf(map);
+  const p = kept.of(map);
   p.sync();
   const n = p.length;
   if (n === 0) {

@@ -6,7 +6,7 @@
 import { native } from '../../native.js';
 import { OSError } from '../../errors.js';
 import { exception, read, sleepMs, toWaitMs, write } from '../dispatch.js';
-import { InterestCache, READ, WRITE, type Registration } from '../interest.js';
+import { InterestCache, PerMap, READ, WRITE, type Registration } from '../interest.js';
 import { socketMap, type SocketMap } from '../map.js';
 
 /** A dense list of descriptors with the registration behind each entry. */
@@ -75,25 +75,11 @@ export class SelectLists extends InterestCache {
   }
 }
 
-// Kept on the map itself under a private symbol (one property load per pass), collected with it.
-const STATE = Symbol('asyncore-native SelectLists');
-type WithState = SocketMap & { [STATE]?: SelectLists | undefined };
-
-function listsOf(map: SocketMap): SelectLists {
-  let p = (map as WithState)[STATE];
-  if (p === undefined) {
-    p = new SelectLists(map);
-    Object.defineProperty(map, STATE, { value: p, writable: true, configurable: true, enumerable: false });
-  }
-  return p;
-}
+const kept = new PerMap('select lists', (map) => new SelectLists(map));
 
 /** Forgets what is kept for `map` by this backend. */
 export function releaseSelect(map: SocketMap): void {
-  const p = (map as WithState)[STATE];
-  if (p === undefined) return;
-  (map as WithState)[STATE] = undefined;
-  p.close();
+  kept.release(map);
 }
 
 function copyInto(scratch: Int32Array<ArrayBuffer>, list: FdList): Int32Array<ArrayBuffer> {
@@ -109,8 +95,8 @@ function copyInto(scratch: Int32Array<ArrayBuffer>, list: FdList): Int32Array<Ar
  * descriptor >= FD_SETSIZE.
  */
 export function poll(timeout: number | null = 0, map: SocketMap = socketMap): void {
-  if (map.size === 0 && (map as WithState)[STATE] === undefined) return;
-  const s = listsOf(map);
+  if (map.size === 0 && kept.peek(map) === undefined) return;
+  const s = kept.of(map);
   s.sync();
   const ms = toWaitMs(timeout);
   const nr = s.r.length, nw = s.w.length, nx = s.x.length;
