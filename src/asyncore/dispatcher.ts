@@ -449,9 +449,9 @@ export class Dispatcher implements Channel {
    * only warns, makes every backend spin on a single byte. An override that
    * wants the byte reads it with `socket.recv(1, MSG_OOB)`. With
    * SO_OOBINLINE the byte is ordinary data and the condition lasts until
-   * handleRead reads past it; the select pass (as asyncore's) also watches a
-   * channel that is only writable for it, so such a channel should keep
-   * reading while urgent data is pending.
+   * handleRead reads past it; the select pass (as asyncore's) puts a channel
+   * that is only writable in the exceptional set too, so such a channel
+   * should keep reading while urgent data is pending.
    */
   handleExpt(): void {
     if (!this.exptWarned) {
