@@ -242,6 +242,13 @@ export class AsyncChat extends Dispatcher {
    * null closes once everything before it is sent.
    */
   initiateSend(): void {
+    if (this.producerFifo.length === 0) return;
+    this.sendHead();
+    // Drained: writable() may have turned false (called from outside a handler too).
+    if (this.producerFifo.length === 0) this.interestChanged();
+  }
+
+  private sendHead(): void {
     const fifo = this.producerFifo;
     while (fifo.length > 0 && this.connected) {
       const first = fifo.peek()!;

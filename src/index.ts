@@ -8,4 +8,5 @@ export { select, Poll, Epoll, toFd, type FileLike, type Waiter } from './select.
 export * from './selectors.js';
 export * from './asyncore/index.js';
 export { AsyncChat, SimpleProducer, findPrefixAtEnd, type Producer, type Terminator } from './asynchat.js';
+export { Fifo } from './asyncore/fifo.js';
 export * from './socketserver/index.js';

@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { trackFds } from './helpers/fds.js';
+import { foreignEnv } from './helpers/socks5.js';
 import { GaiError, HError, OSError, errno as E } from '../src/errors.js';
 import {
   AF_INET, AF_INET6, AF_UNIX, EAI_ADDRFAMILY, NI_DGRAM, NI_NAMEREQD, NI_NUMERICHOST, NI_NUMERICSERV,
@@ -31,7 +32,8 @@ type Call =
 /** What a call gave: its value, or the error as Python names its class (and errno when Python has one). */
 type Outcome = { ok: unknown } | { err: string; errno: number | null };
 
-const PYTHON = spawnSync('python3.11', ['-c', 'import socket'], { encoding: 'utf8' });
+// foreignEnv: without the sanitizer preload of `npm run test:asan`, which python3.11 must not get.
+const PYTHON = spawnSync('python3.11', ['-c', 'import socket'], { encoding: 'utf8', env: foreignEnv() });
 const HAVE_PYTHON = PYTHON.status === 0;
 
 const pyHarness = `
@@ -55,7 +57,7 @@ print(json.dumps(out))
 `;
 
 function python(calls: Call[]): Outcome[] {
-  const r = spawnSync('python3.11', ['-c', pyHarness], { input: JSON.stringify(calls), encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync('python3.11', ['-c', pyHarness], { input: JSON.stringify(calls), encoding: 'utf8', timeout: 30_000, env: foreignEnv() });
   if (r.status !== 0) throw new Error(`python3.11 failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as Outcome[];
 }

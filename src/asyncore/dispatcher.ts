@@ -498,7 +498,11 @@ export class Dispatcher implements Channel {
    * asyncore). Reading it is what ends the condition: the kernel reports
    * POLLPRI until the byte is read (tcp(7)), so asyncore's default, which
    * only warns, makes every backend spin on a single byte. An override that
-   * wants the byte reads it with `socket.recv(1, MSG_OOB)`.
+   * wants the byte reads it with `socket.recv(1, MSG_OOB)`. With
+   * SO_OOBINLINE the byte is ordinary data and the condition lasts until
+   * handleRead reads past it; the select pass (as asyncore's) puts a channel
+   * that is only writable in the exceptional set too, so such a channel
+   * should keep reading while urgent data is pending.
    */
   handleExpt(): void {
     if (!this.exptWarned) {
