@@ -14,7 +14,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { trackFds } from './helpers/fds.js';
-import { families, sleep, type FamilyCase } from './helpers/net.js';
+import { families, listener, sleep, type FamilyCase } from './helpers/net.js';
 import { ChannelMap, Dispatcher, DispatcherWithSend, closeAll, loop, loopAsync } from '../src/asyncore/index.js';
 import { OSError, errno as E } from '../src/errors.js';
 import { AF_UNIX, MSG_OOB, SOCK_STREAM, SOL_SOCKET, SO_OOBINLINE, Socket, socketpair, type Address } from '../src/socket.js';
@@ -278,5 +278,40 @@ describe('urgent data: the hooks', () => {
       closeAll(map);
       b.close();
     }
+  });
+});
+
+describe('difference: select watches exceptional conditions only with reading', () => {
+  it.each(backends)('%s: a writable channel that does not read, with an unread inline urgent byte, does not spin', (backend) => {
+    const map = new ChannelMap();
+    // TCP on loopback: urgent data exists on every kernel.
+    const [lsock, addr] = listener(families[0]);
+    const b = new Socket();
+    b.connect(addr);
+    const [a] = lsock.accept();
+    lsock.close();
+    let expt = 0, passes = 0;
+    class Paused extends Dispatcher {
+      override readable(): boolean {
+        return false;
+      }
+      override writable(): boolean {
+        passes++;
+        return true;
+      }
+      override handleWrite(): void {}
+      override handleExpt(): void {
+        expt++;
+      }
+    }
+    a.setsockopt(SOL_SOCKET, SO_OOBINLINE, 1);
+    new Paused(a, map);
+    b.send('!', MSG_OOB);
+    // Every pass finds the socket writable at once; what is measured is whether the urgent byte is dispatched.
+    loop({ backend, map, count: 200, timeout: 0 });
+    expect(passes).toBeGreaterThanOrEqual(200);
+    expect(expt).toBe(0);
+    closeAll(map);
+    b.close();
   });
 });

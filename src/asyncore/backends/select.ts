@@ -45,7 +45,7 @@ class FdList {
 export class SelectLists extends InterestCache {
   readonly r = new FdList();
   readonly w = new FdList();
-  /** Exceptional conditions are watched for every channel that wants anything. */
+  /** Exceptional conditions are watched for every channel that reads. */
   readonly x = new FdList();
   // What the kernel overwrites (select(2) rewrites its sets): copies of the lists.
   sr: Int32Array<ArrayBuffer> = new Int32Array(64);
@@ -60,8 +60,12 @@ export class SelectLists extends InterestCache {
     if (!(mask & READ) && old & READ) this.drop(this.r, reg, 'slot');
     if (mask & WRITE && !(old & WRITE)) reg.slotW = this.w.add(reg);
     if (!(mask & WRITE) && old & WRITE) this.drop(this.w, reg, 'slotW');
-    if (mask && !old) reg.slotX = this.x.add(reg);
-    if (!mask && old) this.drop(this.x, reg, 'slotX');
+    // Exceptional conditions (urgent data) are watched with reading, as the
+    // poll and epoll passes ask POLLPRI only with POLLIN. asyncore also
+    // watches writable-only channels, which spin on an urgent byte they do
+    // not read (SO_OOBINLINE set, reading paused).
+    if (mask & READ && !(old & READ)) reg.slotX = this.x.add(reg);
+    if (!(mask & READ) && old & READ) this.drop(this.x, reg, 'slotX');
   }
 
   protected unapply(reg: Registration): void {
@@ -90,8 +94,8 @@ function copyInto(scratch: Int32Array<ArrayBuffer>, list: FdList): Int32Array<Ar
 
 /**
  * One pass over select(2): asyncore's `poll`. Readable channels are asked for
- * reading, writable non-accepting ones for writing, both for exceptional
- * conditions. `timeout` in seconds (null: forever). RangeError for a
+ * reading and for exceptional conditions (urgent data), writable
+ * non-accepting ones for writing. `timeout` in seconds (null: forever). RangeError for a
  * descriptor >= FD_SETSIZE.
  */
 export function poll(timeout: number | null = 0, map: SocketMap = socketMap): void {
