@@ -7,6 +7,7 @@
  * - `GaiError` (Python's `socket.gaierror`): getaddrinfo failed; `errno` is the negative EAI code.
  * - `KeyError`: an fd or object that is not registered / not in a map.
  * - `ExitNow`: raised by a handler to leave `loop()`; never swallowed by `handleError`.
+ * - `Interrupted` (Python's `KeyboardInterrupt`): a signal named in `loop({ signals })` arrived.
  */
 import { constants as osConstants } from 'node:os';
 import { native } from './native.js';
@@ -98,6 +99,22 @@ export class KeyError extends Error {
 export class ExitNow extends Error {
   override name = 'ExitNow';
   readonly code = 'ERR_EXIT_NOW';
+}
+
+/**
+ * A signal the loop was told to watch (`loop({ signals })`) arrived: the loop
+ * left after its current pass, as Python's KeyboardInterrupt leaves asyncore.loop.
+ * `signal` is its name, e.g. 'SIGINT'.
+ */
+export class Interrupted extends Error {
+  override name = 'Interrupted';
+  readonly code = 'ERR_INTERRUPTED';
+  /** The signal's name, e.g. 'SIGINT'. */
+  readonly signal: string;
+  constructor(signal: string, message?: string) {
+    super(message ?? `interrupted by ${signal}`);
+    this.signal = signal;
+  }
 }
 
 /**

@@ -4,3 +4,5 @@ export { Dispatcher, DispatcherWithSend, FileWrapper, FileDispatcher, compactTra
 export { loop, poll, poll2, pollEpoll, pollSelector, readwrite, read, write, exception, _exception, closeAll, releaseEpoll, toWaitMs, type LoopOptions, type Backend } from './loop.js';
 export { loopAsync, type LoopAsyncOptions } from './async.js';
 export { ExitNow } from '../errors.js';
+export { callLater, callEvery, DelayedCall, type CallOptions } from './timers.js';
+export { SignalTrap } from './signals.js';
