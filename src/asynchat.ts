@@ -47,6 +47,9 @@ export function findPrefixAtEnd(haystackLike: BytesLike, needleLike: BytesLike):
 
 /** asynchat's `async_chat`: subclass it and implement collectIncomingData and foundTerminator. */
 export class AsyncChat extends Dispatcher {
+  /** Its `readable()` / `writable()` read the queue and `connected`; push, producers and closeWhenDone announce changes. */
+  static override reportsInterest = true;
+
   /** Bytes read per recv (default 65536). */
   acInBufferSize = 65536;
   /** Largest piece sent per send (default 65536). */

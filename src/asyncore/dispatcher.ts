@@ -20,6 +20,8 @@ import { OSError, check, errno as E, errorcode, strerror } from '../errors.js';
 import { Socket, toBytes, type Address, type BytesLike } from '../socket.js';
 import { ChannelMap, notifyMap, socketMap, type Channel, type SocketMap } from './map.js';
 
+const CONNECTED = 1, ACCEPTING = 2, CONNECTING = 4;
+
 /** Errnos that mean the peer is gone: send/recv close the channel instead of throwing. */
 export const DISCONNECTED: ReadonlySet<number> = new Set(
   [E.ECONNRESET, E.ENOTCONN, E.ESHUTDOWN, E.ECONNABORTED, E.EPIPE, E.EBADF].filter((n) => n !== undefined),
@@ -75,10 +77,20 @@ export interface SocketLike {
 
 /** asyncore's `dispatcher`: a nonblocking socket in a map, driven by `loop()`. */
 export class Dispatcher implements Channel {
+  /**
+   * Declares that this class's `readable()` / `writable()` answers change
+   * only through the library (connect, listen, close, queued output) or an
+   * `interestChanged()` call, so the loop may keep the last answers between
+   * passes (see README, "The loop's cost model"). A subclass that overrides
+   * either method is asked on every pass, as asyncore does, until it
+   * declares `static override reportsInterest = true` itself (and then
+   * calls `interestChanged()` whenever an answer may change outside its own
+   * handlers). Declaring `false` opts a class out.
+   */
+  static reportsInterest = true;
+
   debug = false;
-  connected = false;
-  accepting = false;
-  connecting = false;
+  private state = 0;
   closing = false;
   /** The peer's address (connect / accepted) or the bound one. */
   addr: Address | null = null;
@@ -120,6 +132,38 @@ export class Dispatcher implements Channel {
         }
       }
     }
+  }
+
+  /** Connected to a peer (set by connect / accept, cleared by close). */
+  get connected(): boolean {
+    return (this.state & CONNECTED) !== 0;
+  }
+  set connected(v: boolean) {
+    this.setState(CONNECTED, v);
+  }
+  /** Listening: never asked for writability. */
+  get accepting(): boolean {
+    return (this.state & ACCEPTING) !== 0;
+  }
+  set accepting(v: boolean) {
+    this.setState(ACCEPTING, v);
+  }
+  /** A nonblocking connect is in progress. */
+  get connecting(): boolean {
+    return (this.state & CONNECTING) !== 0;
+  }
+  set connecting(v: boolean) {
+    this.setState(CONNECTING, v);
+  }
+
+  // The loop's cached readable()/writable() answers may depend on these
+  // states (DispatcherWithSend#writable reads `connected`; the loop never
+  // asks an accepting channel for writability): a change is announced.
+  private setState(bit: number, v: boolean): void {
+    const next = v ? this.state | bit : this.state & ~bit;
+    if (next === this.state) return;
+    this.state = next;
+    this.interestChanged();
   }
 
   toString(): string {
@@ -345,8 +389,15 @@ export class Dispatcher implements Channel {
     }
   }
 
-  /** Tells a running `loopAsync` that `readable()` / `writable()` may have changed. */
-  protected interestChanged(): void {
+  /**
+   * Tells the loops that this channel's `readable()` / `writable()` answers
+   * may have changed: the next pass asks it again (and a running
+   * `loopAsync` starts a pass). A class that declares `reportsInterest`
+   * calls it whenever an answer may change outside its own handlers (a
+   * timer queued data, another channel's buffer drained); the library's own
+   * classes do. Cheap; calling it needlessly costs one extra question.
+   */
+  interestChanged(): void {
     if (this._fileno !== null) notifyMap(this._map, 'interest', this._fileno, this);
   }
 
@@ -437,6 +488,9 @@ export class Dispatcher implements Channel {
 
 /** A dispatcher with an output buffer: `send()` queues and sends as the socket allows. */
 export class DispatcherWithSend extends Dispatcher {
+  /** Its `writable()` reads the queue and `connected`, both announced on change. */
+  static override reportsInterest = true;
+
   private chunks: Uint8Array[] = [];
   private head = 0;
   private pending = 0;
@@ -451,6 +505,7 @@ export class DispatcherWithSend extends Dispatcher {
     this.chunks = b.byteLength ? [b] : [];
     this.head = 0;
     this.pending = b.byteLength;
+    this.interestChanged();
   }
 
   /**

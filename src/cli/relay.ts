@@ -26,7 +26,7 @@ import * as C from '../constants.js';
 import { OSError, errno as E } from '../errors.js';
 import { Socket } from '../socket.js';
 import { DISCONNECTED, Dispatcher } from '../asyncore/dispatcher.js';
-import { notifyMap, type SocketMap } from '../asyncore/map.js';
+import type { SocketMap } from '../asyncore/map.js';
 import type { SocketAddress } from './address.js';
 
 /**
@@ -76,6 +76,13 @@ type Finish = null | 'close' | 'linger';
 
 /** One side of a relayed connection. */
 export class RelayEnd extends Dispatcher {
+  /**
+   * readable() reads this end's state and its peer's `accepts()`; writable()
+   * this end's queue and state. Every change made outside this end's own
+   * handlers is announced (to the peer too when its readable() may change).
+   */
+  static override reportsInterest = true;
+
   /** Where the bytes read here go (itself for echo; null until paired). */
   peer: RelayEnd | null = null;
   /** The peer stops reading while this end holds at least this many unsent bytes. */
@@ -158,6 +165,7 @@ export class RelayEnd extends Dispatcher {
       return;
     }
     p.shutWhenFlushed = true;
+    p.interestChanged();
     if (p.connected && p.pendingBytes === 0) p.drained();
     this.checkDone();
   }
@@ -175,13 +183,17 @@ export class RelayEnd extends Dispatcher {
       if (this.closedFlag) return;
     }
     if (off < data.byteLength) {
+      const was = this.pendingBytes;
       this.out.push(Buffer.from(data.subarray(off)));
       this.pendingBytes += data.byteLength - off;
+      if (was === 0) this.interestChanged();
+      if (was < this.highWater && this.pendingBytes >= this.highWater) this.peer?.interestChanged();
     }
   }
 
   /** Writes queued bytes until the socket is full or the queue is empty. */
   flush(): void {
+    const was = this.pendingBytes;
     while (this.out.length > 0 && !this.closedFlag) {
       const c = this.out[0]!;
       const n = this.sendBytes(c, this.head, c.byteLength - this.head);
@@ -193,7 +205,10 @@ export class RelayEnd extends Dispatcher {
       this.out.shift();
       this.head = 0;
     }
-    if (!this.closedFlag && this.pendingBytes === 0 && this.connected) this.drained();
+    if (this.closedFlag) return;
+    if (was >= this.highWater && this.pendingBytes < this.highWater) this.peer?.interestChanged();
+    if (was > 0 && this.pendingBytes === 0) this.interestChanged();
+    if (this.pendingBytes === 0 && this.connected) this.drained();
   }
 
   override handleWrite(): void {
@@ -212,6 +227,7 @@ export class RelayEnd extends Dispatcher {
     }
     if (this.shutWhenFlushed && !this.wrShut) {
       this.wrShut = true;
+      this.interestChanged();
       this.shutdownWrite();
       this.checkDone();
     }
@@ -244,12 +260,14 @@ export class RelayEnd extends Dispatcher {
   finishAfterFlush(how: 'close' | 'linger'): void {
     if (this.closedFlag) return;
     this.finish = how;
+    this.kick();
     if (this.pendingBytes === 0 && this.connected) this.drained();
     else if (!this.connected) this.close();
   }
 
   private startLinger(): void {
     this.lingering = true;
+    this.interestChanged();
     this.shutdownWrite();
     this.wrShut = true;
     this.setTimer(LINGER_MS, () => this.close());
@@ -272,13 +290,14 @@ export class RelayEnd extends Dispatcher {
   }
 
   /**
-   * Tells a running loopAsync that this end's interest may have changed. Only
-   * needed from outside a handler (a timer, a DNS answer); after a pass the
-   * loop asks every channel again anyway.
+   * Announces that this end's interest, and its peer's, may have changed
+   * (`interestChanged()` on both): for state changes made by subclasses
+   * outside a handler (a timer, a DNS answer, a phase change).
    */
   kick(): void {
-    const fd = this.fileno();
-    if (fd !== null) notifyMap(this._map, 'interest', fd, this);
+    this.interestChanged();
+    const p = this.peer;
+    if (p !== null && p !== this) p.interestChanged();
   }
 
   /** An error, a reset or a hang-up: this end is gone. */
@@ -310,6 +329,7 @@ export class RelayEnd extends Dispatcher {
   /** The peer closed: nothing more will be read for it; write what is held, then close. */
   protected peerGone(): void {
     if (this.finish === null) this.finish = 'close';
+    this.interestChanged();
     if (!this.connected || this.pendingBytes === 0) this.close();
   }
 }
@@ -318,6 +338,7 @@ export class RelayEnd extends Dispatcher {
 export function pair(a: RelayEnd, b: RelayEnd): void {
   a.peer = b;
   b.peer = a;
+  a.kick();
 }
 
 /** An accepted connection made into a relay end (nonblocking, TCP_NODELAY). */

@@ -63,6 +63,9 @@ export interface Socks5Options extends ServerOptions {
 
 /** The client side of one SOCKS5 connection: the handshake, then a relay end. */
 export class Socks5Conn extends RelayEnd {
+  /** readable() also reads the phase: changes outside a handler call kick(). */
+  static override reportsInterest = true;
+
   phase: Phase = 'greeting';
   /** The requested destination (`host:port`), once known. */
   target = '';
