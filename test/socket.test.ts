@@ -509,6 +509,8 @@ describe('errors', () => {
     expect(new SocketTimeout()).toBeInstanceOf(OSError);
     expect(new GaiError(EAI_NONAME, 'm')).not.toBeInstanceOf(OSError);
     expect(new Interrupted('SIGTERM').signal).toBe('SIGTERM');
+    // A kind of ExitNow: it passes handleError by, as Python re-raises KeyboardInterrupt.
+    expect(new Interrupted('SIGTERM')).toBeInstanceOf(ExitNow);
   });
 
   it('an unresolvable name ("no-such-host.invalid") is a GaiError from getaddrinfo and connect', () => {

@@ -345,17 +345,17 @@ describe('the drain (runDue)', () => {
 
   it('a callEvery late past several slots runs once, then at the first slot after the drain (no burst)', () => {
     const { map, queue } = fresh();
-    const iv = 0.005;
+    const iv = 0.02;
     let runs = 0;
     const c = callEvery(iv, () => runs++, { map });
     const start = c.deadline - iv;
-    sleep(33); // about six slots late
+    sleep(110); // about five slots late
     const t = now();
     queue().runDue(noReport);
     expect(runs).toBe(1);
-    expect(queue().runDue(noReport)).toBe(0);
     // The next deadline is a slot of the original rhythm, and the first one after t.
     const k = Math.round((c.deadline - start) / iv);
+    expect(k).toBeGreaterThanOrEqual(6);
     expect(c.deadline).toBeCloseTo(start + k * iv, 9);
     expect(c.deadline).toBeGreaterThan(t);
     expect(c.deadline - iv).toBeLessThanOrEqual(t + 1e-9);

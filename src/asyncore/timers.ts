@@ -203,7 +203,7 @@ export class TimerQueue {
    * not yet run stay queued. A callEvery is put back at its next slot after
    * it ran (see callEvery for the rule). Returns how many calls ran.
    */
-  runDue(report: (err: unknown) => void): number {
+  runDue(report: (err: unknown, call: DelayedCall) => void): number {
     const heap = this.heap;
     if (heap.length === 0) return 0;
     const t = now();
@@ -223,7 +223,7 @@ export class TimerQueue {
           call.run();
         } catch (err) {
           if (err instanceof ExitNow) throw err;
-          report(err);
+          report(err, call);
         } finally {
           // The callback may have cancelled, reset or delayed its own call.
           if (call.interval > 0 && !call.cancelled && call.index < 0) this.repeat(call, t);
@@ -304,13 +304,18 @@ export function timersOf(map: SocketMap): TimerQueue | undefined {
   return queues.get(map);
 }
 
+/** The timer queue of `map`, made when missing (loopAsync subscribes to it before any call exists). */
+export function timerQueue(map: SocketMap): TimerQueue {
+  let q = queues.get(map);
+  if (q === undefined) queues.set(map, (q = new TimerQueue()));
+  return q;
+}
+
 function queueFor(options: CallOptions | undefined): TimerQueue {
   if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('options must be an object');
   const map = options?.map ?? socketMap;
   if (!(map instanceof Map)) throw new TypeError('options.map must be a Map');
-  let q = queues.get(map);
-  if (q === undefined) queues.set(map, (q = new TimerQueue()));
-  return q;
+  return timerQueue(map);
 }
 
 function checkCallback(callback: unknown): () => void {
