@@ -6,7 +6,9 @@
  */
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import path from 'node:path';
 import { trackFds } from './helpers/fds.js';
+import { killAll, root, startProgram, type Exit } from './helpers/cli.js';
 import {
   ChannelMap, Dispatcher, DispatcherWithSend, ExitNow, Interrupted, callEvery, callLater, closeAll, loop, loopAsync,
   type DelayedCall, type LoopOptions, type SocketMap,
@@ -395,5 +397,57 @@ describe('loop options for timers and signals', () => {
     callLater(0, () => (ran = true), { map });
     loop({ map, signals: [] });
     expect(ran).toBe(true);
+  });
+});
+
+describe('signals: a child blocked in the loop', () => {
+  afterEach(killAll);
+  const fixture = path.join(root, 'test/fixtures/loop-signal-child.mjs');
+
+  /** Starts the child, sends `sig`, and returns its output, exit and how long the signal took to reach its finally. */
+  async function signalled(args: string[], sig: NodeJS.Signals): Promise<{ out: string; exit: Exit; ms: number }> {
+    const p = await startProgram(fixture, args);
+    const t0 = Date.now();
+    p.child.kill(sig);
+    let ms = Infinity;
+    while (Date.now() - t0 < 5000) {
+      if (p.stdout().includes('finally\n')) {
+        ms = Date.now() - t0;
+        break;
+      }
+      if (p.child.exitCode !== null || p.child.signalCode !== null) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // It ends by itself (the signal it sends itself afterwards); a stuck one is killed.
+    const stuck = setTimeout(() => p.child.kill('SIGKILL'), 5000);
+    const exit = await p.exited;
+    clearTimeout(stuck);
+    return { out: p.stdout(), exit, ms };
+  }
+
+  const cases: Array<[string, string]> = [
+    ['select', 'loop'], ['poll', 'loop'], ['epoll', 'loop'], ['selector', 'loop'],
+    ['epoll', 'async'], ['select', 'async'],
+  ];
+
+  it.each(cases)('%s (%s), no JS listener: SIGTERM leaves through finally with Interrupted, then kills it as before', async (backend, runner) => {
+    const { out, exit, ms } = await signalled([backend, 'default', runner], 'SIGTERM');
+    expect(out).toContain('caught Interrupted SIGTERM\nfinally\n');
+    expect(ms).toBeLessThan(1000);
+    expect(out).not.toContain('still alive');
+    expect(exit.signal).toBe('SIGTERM');
+  });
+
+  it.each(cases)('%s (%s), with process.on("SIGINT"): SIGINT leaves through finally, then the listener gets the next one', async (backend, runner) => {
+    const { out, exit, ms } = await signalled([backend, 'listener', runner], 'SIGINT');
+    expect(out).toContain('caught Interrupted SIGINT\nfinally\nlistener SIGINT\n');
+    expect(ms).toBeLessThan(1000);
+    expect(exit).toEqual({ code: 0, signal: null });
+  });
+
+  it.each(cases.slice(0, 1).concat([['epoll', 'async']]))('%s (%s): a signal not named keeps Node\'s behaviour (SIGINT kills, no finally)', async (backend, runner) => {
+    const { out, exit } = await signalled([backend, 'termonly', runner], 'SIGINT');
+    expect(out).not.toContain('finally');
+    expect(exit.signal).toBe('SIGINT');
   });
 });
