@@ -331,3 +331,28 @@ describe('reportsInterest (the declaration)', () => {
     closeAll(map);
   });
 });
+
+describe('interest cache and errors from readable()', () => {
+  it.each(['select', 'poll', 'epoll'] as const)('%s: a channel whose readable() threw ExitNow is asked again by the next loop()', async (backend) => {
+    const { ExitNow } = await import('../src/errors.js');
+    const map = new ChannelMap();
+    const [a, a2] = socketpair();
+    let asked = 0;
+    class Throws extends Dispatcher {
+      static override reportsInterest = true;
+      override readable(): boolean {
+        if (asked++ === 0) throw new ExitNow('stop');
+        return true;
+      }
+      override writable(): boolean {
+        return false;
+      }
+    }
+    new Throws(a, map);
+    expect(() => loop({ backend, map, count: 1, timeout: 0 })).toThrow(ExitNow);
+    loop({ backend, map, count: 1, timeout: 0 });
+    expect(asked).toBe(2);
+    closeAll(map);
+    a2.close();
+  });
+});

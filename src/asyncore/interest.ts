@@ -42,6 +42,12 @@ export class Registration {
   dirty = false;
   /** The sync that last asked it (a channel is asked at most once per sync). */
   stamp = 0;
+  /** It left the cache (the channel left the map, or the wake-up was removed). */
+  gone = false;
+  /** Whether the channel's classes declare `reportsInterest` (-1: not looked up yet). */
+  classReports = -1;
+  /** The next ask looks for methods of the object's own (it joined, or was announced). */
+  checkOwn = true;
   /** Backend bookkeeping: an index into the poller's arrays (poll, select), or the kernel mask (epoll). */
   slot = -1;
   slotW = -1;
@@ -83,7 +89,14 @@ function definerDeclares(proto: object, name: string): boolean {
  * methods of its own by those names.
  */
 export function reportsInterest(obj: Channel): boolean {
-  if (Object.hasOwn(obj, 'readable') || Object.hasOwn(obj, 'writable')) return false;
+  return !ownMethods(obj) && classReports(obj);
+}
+
+function ownMethods(obj: Channel): boolean {
+  return Object.hasOwn(obj, 'readable') || Object.hasOwn(obj, 'writable');
+}
+
+function classReports(obj: Channel): boolean {
   const proto = Object.getPrototypeOf(obj) as object | null;
   if (proto === null) return false;
   let v = declared.get(proto);
@@ -183,6 +196,7 @@ export abstract class InterestCache {
       if (obj === undefined || (change === 'interest' && this.map.get(fd) !== obj)) return;
       r = this.create(fd, obj);
     }
+    r.checkOwn = true;
     this.mark(r);
   }
 
@@ -200,12 +214,13 @@ export abstract class InterestCache {
 
   /** After a dispatch: the channel's answers may have changed; ask it at the next sync. */
   touch(r: Registration): void {
-    if (!r.dirty && r.tracked && this.regs.get(r.fd) === r) this.mark(r);
+    if (!r.dirty && r.tracked && !r.gone) this.mark(r);
   }
 
   /** Forgets `r` (it left the map). */
   remove(r: Registration): void {
-    if (this.regs.get(r.fd) !== r) return;
+    if (r.gone || this.regs.get(r.fd) !== r) return;
+    r.gone = true;
     this.regs.delete(r.fd);
     this.untracked.delete(r);
     if (r.mask > 0) {
@@ -222,8 +237,16 @@ export abstract class InterestCache {
     let mask = 0;
     if (obj.readable()) mask |= READ;
     if (obj.writable() && !obj.accepting) mask |= WRITE;
-    if (this.regs.get(r.fd) !== r) return; // readable()/writable() closed it
-    const tracked = reportsInterest(obj);
+    if (r.gone) return; // readable()/writable() closed it
+    if (r.classReports === -1) r.classReports = classReports(obj) ? 1 : 0;
+    // After a dispatch only the answers are asked again: whether the object
+    // has readable()/writable() of its own is looked at when it joins and
+    // whenever it is announced.
+    let tracked = r.tracked;
+    if (r.checkOwn || r.mask === UNKNOWN) {
+      r.checkOwn = false;
+      tracked = r.classReports === 1 && !ownMethods(obj);
+    }
     if (tracked !== r.tracked || r.mask === UNKNOWN) {
       r.tracked = tracked;
       if (tracked) this.untracked.delete(r);
@@ -246,9 +269,21 @@ export abstract class InterestCache {
     const dirty = this.dirty;
     if (dirty.length > 0) {
       this.dirty = [];
-      for (const r of dirty) {
-        r.dirty = false;
-        if (this.regs.get(r.fd) === r && this.map.get(r.fd) === r.obj) this.ask(r);
+      let i = 0;
+      try {
+        for (; i < dirty.length; i++) {
+          const r = dirty[i]!;
+          r.dirty = false;
+          if (!r.gone && (!this.plain || this.map.get(r.fd) === r.obj)) this.ask(r);
+        }
+      } finally {
+        // A readable()/writable() threw (ExitNow, a bug): that channel and
+        // the rest stay queued for the next sync.
+        for (; i < dirty.length; i++) {
+          const r = dirty[i]!;
+          r.dirty = false;
+          if (!r.gone) this.mark(r);
+        }
       }
     }
     if (this.untracked.size > 0) {
@@ -285,8 +320,9 @@ export abstract class InterestCache {
 
   /** Whether `r` may still be dispatched: its channel is in the map under its fd (or it is a wake-up). */
   live(r: Registration): boolean {
-    if (r.onReady !== null) return this.wakes.get(r.fd) === r;
-    return this.map.get(r.fd) === r.obj && this.regs.get(r.fd) === r;
+    if (r.gone) return false;
+    // A ChannelMap reports every change, so `gone` says it all; a plain Map may have been edited directly.
+    return r.onReady !== null || !this.plain || this.map.get(r.fd) === r.obj;
   }
 
   addWake(fd: number, onReady: () => void): void {
@@ -303,6 +339,7 @@ export abstract class InterestCache {
     const r = this.wakes.get(fd);
     if (r === undefined) return;
     this.wakes.delete(fd);
+    r.gone = true;
     this.unapply(r);
     this.interested--;
     r.mask = UNKNOWN;

@@ -121,14 +121,18 @@ export class EpollSet extends InterestCache {
   }
 }
 
-const epollSets = new WeakMap<SocketMap, EpollSet>();
+// Each map's set hangs off the map itself under a private symbol: found with
+// one property load per pass (a WeakMap lookup cost more than the rest of an
+// idle pass), and collected with the map.
+const EPOLL_SET = Symbol('asyncore-native epoll set');
+type WithSet = SocketMap & { [EPOLL_SET]?: EpollSet | undefined };
 const epollFinalizer = new FinalizationRegistry<number>((epfd) => native.close(epfd));
 
 function epollSetOf(map: SocketMap): EpollSet {
-  let s = epollSets.get(map);
+  let s = (map as WithSet)[EPOLL_SET];
   if (s === undefined) {
     s = new EpollSet(map);
-    epollSets.set(map, s);
+    Object.defineProperty(map, EPOLL_SET, { value: s, writable: true, configurable: true, enumerable: false });
     epollFinalizer.register(map, s.epfd, s);
   }
   return s;
@@ -136,9 +140,9 @@ function epollSetOf(map: SocketMap): EpollSet {
 
 /** Closes the epoll set kept for `map` (loop() does it when the map empties; closeAll too). */
 export function releaseEpoll(map: SocketMap): void {
-  const s = epollSets.get(map);
+  const s = (map as WithSet)[EPOLL_SET];
   if (s === undefined) return;
-  epollSets.delete(map);
+  (map as WithSet)[EPOLL_SET] = undefined;
   epollFinalizer.unregister(s);
   s.close();
 }

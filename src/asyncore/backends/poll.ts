@@ -58,19 +58,24 @@ export class PollArray extends InterestCache {
   }
 }
 
-const arrays = new WeakMap<SocketMap, PollArray>();
+// Kept on the map itself under a private symbol (one property load per pass), collected with it.
+const STATE = Symbol('asyncore-native PollArray');
+type WithState = SocketMap & { [STATE]?: PollArray | undefined };
 
 function arrayOf(map: SocketMap): PollArray {
-  let p = arrays.get(map);
-  if (p === undefined) arrays.set(map, (p = new PollArray(map)));
+  let p = (map as WithState)[STATE];
+  if (p === undefined) {
+    p = new PollArray(map);
+    Object.defineProperty(map, STATE, { value: p, writable: true, configurable: true, enumerable: false });
+  }
   return p;
 }
 
-/** Forgets the pollfd array kept for `map`. */
+/** Forgets what is kept for `map` by this backend. */
 export function releasePoll(map: SocketMap): void {
-  const p = arrays.get(map);
+  const p = (map as WithState)[STATE];
   if (p === undefined) return;
-  arrays.delete(map);
+  (map as WithState)[STATE] = undefined;
   p.close();
 }
 

@@ -75,20 +75,25 @@ export class SelectLists extends InterestCache {
   }
 }
 
-const lists = new WeakMap<SocketMap, SelectLists>();
+// Kept on the map itself under a private symbol (one property load per pass), collected with it.
+const STATE = Symbol('asyncore-native SelectLists');
+type WithState = SocketMap & { [STATE]?: SelectLists | undefined };
 
 function listsOf(map: SocketMap): SelectLists {
-  let s = lists.get(map);
-  if (s === undefined) lists.set(map, (s = new SelectLists(map)));
-  return s;
+  let p = (map as WithState)[STATE];
+  if (p === undefined) {
+    p = new SelectLists(map);
+    Object.defineProperty(map, STATE, { value: p, writable: true, configurable: true, enumerable: false });
+  }
+  return p;
 }
 
-/** Forgets the select lists kept for `map`. */
+/** Forgets what is kept for `map` by this backend. */
 export function releaseSelect(map: SocketMap): void {
-  const s = lists.get(map);
-  if (s === undefined) return;
-  lists.delete(map);
-  s.close();
+  const p = (map as WithState)[STATE];
+  if (p === undefined) return;
+  (map as WithState)[STATE] = undefined;
+  p.close();
 }
 
 function copyInto(scratch: Int32Array<ArrayBuffer>, list: FdList): Int32Array<ArrayBuffer> {
@@ -104,7 +109,7 @@ function copyInto(scratch: Int32Array<ArrayBuffer>, list: FdList): Int32Array<Ar
  * descriptor >= FD_SETSIZE.
  */
 export function poll(timeout: number | null = 0, map: SocketMap = socketMap): void {
-  if (map.size === 0 && lists.get(map) === undefined) return;
+  if (map.size === 0 && (map as WithState)[STATE] === undefined) return;
   const s = listsOf(map);
   s.sync();
   const ms = toWaitMs(timeout);
