@@ -206,7 +206,14 @@ describe.each(runners)('delayed calls under %s', (name, run) => {
     await run(map);
     expect(deadlines.length).toBe(5);
     expect(early).toBe(0);
-    for (let i = 1; i < 5; i++) expect(deadlines[i]! - deadlines[i - 1]!).toBeCloseTo(0.01, 6);
+    // On the rhythm start + k·10 ms (a loaded machine may skip slots, never shift them).
+    let last = 0;
+    for (const d of deadlines) {
+      const k = Math.round((d - (deadlines[0]! - 0.01)) / 0.01);
+      expect(Math.abs(d - (deadlines[0]! - 0.01 + k * 0.01))).toBeLessThan(1e-6);
+      expect(k).toBeGreaterThan(last);
+      last = k;
+    }
   });
 
   it('an error from a callback goes to onTimerError and the loop goes on', async () => {
