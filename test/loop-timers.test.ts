@@ -457,7 +457,7 @@ describe('signals: a child blocked in the loop', () => {
     expect(exit).toEqual({ code: 0, signal: null });
   });
 
-  it.each(cases.slice(0, 1).concat([['epoll', 'async']]))('%s (%s): a signal not named keeps Node\'s behaviour (SIGINT kills, no finally)', async (backend, runner) => {
+  it.each(cases.slice(0, 1).concat([['epoll', 'async']]))('difference: %s (%s): a signal not named in `signals` keeps Node\'s behaviour — SIGINT kills it, no finally (Python always raises KeyboardInterrupt)', async (backend, runner) => {
     const { out, exit } = await signalled([backend, 'termonly', runner], 'SIGINT');
     expect(out).not.toContain('finally');
     expect(exit.signal).toBe('SIGINT');
