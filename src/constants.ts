@@ -55,6 +55,15 @@ export const AI_NUMERICSERV = u('AI_NUMERICSERV');
 export const AI_ADDRCONFIG = u('AI_ADDRCONFIG');
 export const AI_V4MAPPED = u('AI_V4MAPPED');
 
+/** getnameinfo flags, and its buffer sizes (NI_MAXHOST, NI_MAXSERV). */
+export const NI_NUMERICHOST = u('NI_NUMERICHOST');
+export const NI_NUMERICSERV = u('NI_NUMERICSERV');
+export const NI_NOFQDN = u('NI_NOFQDN');
+export const NI_NAMEREQD = u('NI_NAMEREQD');
+export const NI_DGRAM = u('NI_DGRAM');
+export const NI_MAXHOST = u('NI_MAXHOST');
+export const NI_MAXSERV = u('NI_MAXSERV');
+
 /** getaddrinfo error codes (negative on glibc), as in GaiError#errno. */
 export const EAI_NONAME = c.EAI_NONAME ?? -2;
 export const EAI_AGAIN = c.EAI_AGAIN ?? -3;
@@ -63,6 +72,8 @@ export const EAI_FAMILY = c.EAI_FAMILY ?? -6;
 export const EAI_SOCKTYPE = c.EAI_SOCKTYPE ?? -7;
 export const EAI_SERVICE = c.EAI_SERVICE ?? -8;
 export const EAI_SYSTEM = c.EAI_SYSTEM ?? -11;
+/** glibc's "address family for hostname not supported" (gethostbyname of an IPv6 literal). */
+export const EAI_ADDRFAMILY = c.EAI_ADDRFAMILY ?? -9;
 
 export const POLLIN = u('POLLIN');
 export const POLLPRI = u('POLLPRI');

@@ -111,9 +111,9 @@ export function logTimerError(err: unknown): void {
   let text: string;
   try {
     const [, type, value, info] = compactTraceback(err);
-    text = `${type}:${value} ${info}`;
+    text = `${type}:${value.message} ${info}`;
   } catch {
-    text = String(err);
+    text = String(err); // not an Error: nothing to trace
   }
   process.stdout.write(`error: uncaptured exception in a delayed call (${text})\n`);
 }

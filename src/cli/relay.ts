@@ -17,7 +17,8 @@
  *   write the reply, shut down writing, discard input until the client's
  *   EOF or `LINGER_MS`, then close. Closing with unread input would send a
  *   RST, and the client could lose the reply.
- *
+ * - Urgent data (MSG_OOB) is relayed inline, as an ordinary byte in its
+ *   place (SO_OOBINLINE on every relayed socket; see relaySocketOptions).
  * - Idle: with an `IdleTimeout`, a connection that moves no byte in either
  *   direction for that long is closed (both ends, at once).
  *
@@ -32,6 +33,7 @@ import { Socket } from '../socket.js';
 import { DISCONNECTED, Dispatcher } from '../asyncore/dispatcher.js';
 import type { SocketMap } from '../asyncore/map.js';
 import { callLater, now, type DelayedCall } from '../asyncore/timers.js';
+import { Fifo } from '../asyncore/fifo.js';
 import type { SocketAddress } from './address.js';
 
 /**
@@ -66,8 +68,23 @@ export function sharedView(n: number): Buffer {
   return readBuf.subarray(0, n);
 }
 
-/** Sets TCP_NODELAY on an Internet socket (a relay should not add Nagle delays). */
-export function setNoDelay(sock: Socket): void {
+/**
+ * The options of every relayed socket: TCP_NODELAY on Internet sockets (a
+ * relay should not add Nagle delays), and SO_OOBINLINE, so urgent data
+ * (MSG_OOB) stays in the byte stream and is relayed in its place as an
+ * ordinary byte. RFC 6093 (§3, §6): urgent data is part of the stream, not
+ * a separate channel, and an application that still uses it must read it
+ * inline; dropping it would delete a byte of the relayed protocol (Telnet's
+ * Data Mark, RFC 854). What is not reproduced is the urgency (the URG flag
+ * and pointer) on the other side, which middleboxes may clear anyway (RFC
+ * 6093 §3), so no application can depend on it.
+ */
+export function relaySocketOptions(sock: Socket): void {
+  try {
+    sock.setsockopt(C.SOL_SOCKET, C.SO_OOBINLINE, 1);
+  } catch {
+    /* no urgent data on this kind of socket: RelayEnd#handleExpt copes either way */
+  }
   if (sock.family === C.AF_INET || sock.family === C.AF_INET6) {
     try {
       sock.setsockopt(C.IPPROTO_TCP, C.TCP_NODELAY, 1);
@@ -154,7 +171,8 @@ export class RelayEnd extends Dispatcher {
 
   protected finish: Finish = null;
   protected lingering = false;
-  private out: Buffer[] = [];
+  /** Unsent chunks; a Fifo, since a peer trickling 1-byte segments can queue 256 K of them. */
+  private out = new Fifo<Buffer>();
   private head = 0;
   private pendingBytes = 0;
   private timer: DelayedCall | null = null;
@@ -248,7 +266,7 @@ export class RelayEnd extends Dispatcher {
   flush(): void {
     const was = this.pendingBytes;
     while (this.out.length > 0 && !this.closedFlag) {
-      const c = this.out[0]!;
+      const c = this.out.peek()!;
       const n = this.sendBytes(c, this.head, c.byteLength - this.head);
       if (n === 0) break;
       this.bytesOut += n;
@@ -354,6 +372,18 @@ export class RelayEnd extends Dispatcher {
     if (p !== null && p !== this) p.interestChanged();
   }
 
+  /**
+   * POLLPRI: urgent data arrived. It is inline (relaySocketOptions), so
+   * handleRead relays it and POLLPRI ends once a read passes the urgent
+   * mark; the kernel stops a read just before the mark, so that takes one
+   * more pass. Without SO_OOBINLINE the byte would wait out of band and the
+   * event would repeat forever: then it is read and dropped (an EINVAL
+   * otherwise, and nothing happens).
+   */
+  override handleExpt(): void {
+    this.discardUrgent();
+  }
+
   /** An error, a reset or a hang-up: this end is gone. */
   override handleClose(): void {
     this.close();
@@ -374,7 +404,7 @@ export class RelayEnd extends Dispatcher {
     this.idle = null;
     idle?.release();
     super.close();
-    this.out = [];
+    this.out.clear();
     this.pendingBytes = 0;
     const p = this.peer;
     if (p !== null && p !== this && !p.closedFlag) p.peerGone();
@@ -398,9 +428,9 @@ export function pair(a: RelayEnd, b: RelayEnd): void {
   a.kick();
 }
 
-/** An accepted connection made into a relay end (nonblocking, TCP_NODELAY). */
+/** An accepted connection made into a relay end (nonblocking, relaySocketOptions). */
 export function acceptedEnd(sock: Socket, map: SocketMap): RelayEnd {
-  setNoDelay(sock);
+  relaySocketOptions(sock);
   return new RelayEnd(sock, map);
 }
 
@@ -419,7 +449,7 @@ export class UpstreamEnd extends RelayEnd {
     this.done = done;
     this.createSocket(target.family, C.SOCK_STREAM);
     try {
-      setNoDelay(this.socket as Socket);
+      relaySocketOptions(this.socket as Socket);
       this.setTimer(timeoutMs, () => this.fail(E.ETIMEDOUT!));
       this.connect(target.address);
     } catch (err) {

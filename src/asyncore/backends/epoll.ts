@@ -218,6 +218,6 @@ export function dispatchEpoll(s: EpollSet, _map: SocketMap, ms: number): void {
     }
   } finally {
     s.depth--;
-    regs.fill(undefined, 0, n);
+    for (let i = 0; i < n; i++) regs[i] = undefined;
   }
 }
