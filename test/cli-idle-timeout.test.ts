@@ -1,6 +1,5 @@
 /**
- * `--idle-timeout SECONDS` on the CLI's echo and forward (socks5: see
- * cli-socks5.test.ts): a connection with no traffic in either direction for
+ * `--idle-timeout SECONDS` on the CLI's echo, forward and socks5: a connection with no traffic in either direction for
  * that long is closed; traffic either way keeps it open. Real clients
  * (node:net) against the built CLI in a child process.
  */
@@ -9,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { trackFds } from './helpers/fds.js';
 import { sleep } from './helpers/net.js';
 import { connect, killAll, readAll, runCli, startCli } from './helpers/cli.js';
+import { connectReq, ipv4, readN } from './helpers/socks5.js';
 
 trackFds();
 afterEach(killAll);
@@ -131,13 +131,68 @@ describe('--idle-timeout', () => {
     }
   });
 
+  it('socks5: a relayed connection with no traffic is closed on both sides after the timeout', async () => {
+    let upstreamEnded!: Promise<number>;
+    const [srv, target] = await serve((u) => {
+      const t0 = Date.now();
+      upstreamEnded = new Promise((r) => {
+        u.on('end', () => {
+          r(Date.now() - t0);
+          u.end();
+        });
+        u.resume();
+      });
+    });
+    const port = Number(target.split(':')[1]);
+    const p = await startCli(['socks5', '--listen', '127.0.0.1:0', '--idle-timeout', '0.4', '-v']);
+    try {
+      const s = await connect(p.address);
+      s.write(Buffer.from([5, 1, 0]));
+      expect([...(await readN(s, 2))]).toEqual([5, 0]);
+      s.write(connectReq(1, ipv4('127.0.0.1'), port));
+      const reply = await readN(s, 10);
+      expect(reply[1]).toBe(0);
+      const t0 = Date.now();
+      const r = await readAll(s, 10_000);
+      const ms = Date.now() - t0;
+      s.destroy();
+      expect(r.error).not.toBe('timeout');
+      expect(ms).toBeGreaterThanOrEqual(300); // 0.4 s after the reply, the last byte
+      expect(ms).toBeLessThan(5000);
+      expect(await upstreamEnded).toBeLessThan(5000);
+      expect((await p.stop()).code).toBe(0);
+      expect(p.stderr()).toMatch(/#1 idle for 0\.4 s: closing/);
+      expect(p.stderr()).toMatch(/#1 close .* reply 0x00/);
+    } finally {
+      p.child.kill('SIGKILL');
+      await closeServer(srv);
+    }
+  });
+
+  it('socks5: a client silent in the middle of its handshake is closed by the idle timeout before the handshake timeout', async () => {
+    const p = await startCli(['socks5', '--listen', '127.0.0.1:0', '--idle-timeout', '0.3', '--handshake-timeout', '30', '-v']);
+    try {
+      const s = await connect(p.address);
+      const t0 = Date.now();
+      s.write(Buffer.from([5])); // half a greeting
+      const r = await readAll(s, 10_000);
+      s.destroy();
+      expect(r.error).not.toBe('timeout');
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect((await p.stop()).code).toBe(0);
+      expect(p.stderr()).toMatch(/#1 idle for 0\.3 s: closing/);
+    } finally {
+      p.child.kill('SIGKILL');
+    }
+  });
+
   it.each([['0'], ['-1'], ['soon'], ['1e3'], ['100000']])('--idle-timeout %s is a usage error (exit 2)', async (v) => {
     const r = await runCli(['echo', '--listen', '127.0.0.1:0', '--idle-timeout', v]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--idle-timeout must be a number of seconds/);
   });
 
-  it.each([['echo'], ['forward']])('%s --help lists --idle-timeout', async (cmd) => {
+  it.each([['echo'], ['forward'], ['socks5']])('%s --help lists --idle-timeout', async (cmd) => {
     const r = await runCli([cmd, '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/--idle-timeout SECONDS +close a connection with no traffic in either direction/);
