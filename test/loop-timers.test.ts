@@ -391,6 +391,39 @@ describe.each(runners)('delayed calls under %s', (name, run) => {
   });
 });
 
+describe('loopAsync and calls made from outside its passes', () => {
+  it('a call made from a Node callback re-arms the wake-up (it runs on time, not at the 30 s timeout)', async () => {
+    const [map, done] = idleMap();
+    let at = 0;
+    const t0 = now();
+    setTimeout(() => {
+      callLater(0.03, () => {
+        at = now() - t0;
+        done();
+      }, { map });
+    }, 20);
+    await loopAsync({ map, backend: 'epoll', timeout: 30 });
+    expect(at).toBeGreaterThanOrEqual(0.05);
+    expect(at).toBeLessThan(5);
+  });
+
+  it('moving the earliest call later from outside does not run it early; cancelling it does not end the loop early', async () => {
+    const [map, done] = idleMap();
+    let early = 0, ran = 0;
+    const c: DelayedCall = callLater(0.02, () => {
+      if (now() < c.deadline) early++;
+      ran++;
+    }, { map });
+    setTimeout(() => c.delay(0.1), 5);
+    const last = callLater(0.2, () => done(), { map });
+    const t0 = now();
+    await loopAsync({ map, backend: 'epoll', timeout: 30 });
+    expect([ran, early]).toEqual([1, 0]);
+    expect(last.pending).toBe(false);
+    expect(now() - t0).toBeGreaterThanOrEqual(0.2);
+  });
+});
+
 describe('loop options for timers and signals', () => {
   it.each([
     ['signals that are not an array', { signals: 'SIGINT' as unknown as string[] }, TypeError],
