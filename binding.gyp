@@ -8,7 +8,8 @@
         "native/socket.cc",
         "native/select.cc",
         "native/poll.cc",
-        "native/watcher.cc"
+        "native/watcher.cc",
+        "native/signals.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitEpoll(env, exports);
 #endif
   InitWatcher(env, exports);
+  InitSignals(env, exports);
   return exports;
 }
 

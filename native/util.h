@@ -178,5 +178,6 @@ void InitPoll(Napi::Env env, Napi::Object exports);
 void InitEpoll(Napi::Env env, Napi::Object exports);
 void InitConstants(Napi::Env env, Napi::Object exports);
 void InitWatcher(Napi::Env env, Napi::Object exports);
+void InitSignals(Napi::Env env, Napi::Object exports);
 
 }  // namespace an

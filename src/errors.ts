@@ -8,6 +8,8 @@
  * - `HError` (Python's `socket.herror`): gethostbyaddr failed; `errno` is h_errno (1 HOST_NOT_FOUND …).
  * - `KeyError`: an fd or object that is not registered / not in a map.
  * - `ExitNow`: raised by a handler to leave `loop()`; never swallowed by `handleError`.
+ * - `Interrupted` (Python's `KeyboardInterrupt`): a signal named in `loop({ signals })` arrived;
+ *   a subclass of ExitNow.
  */
 import { constants as osConstants } from 'node:os';
 import { native } from './native.js';
@@ -122,7 +124,25 @@ export class KeyError extends Error {
 /** Thrown by a handler to leave the loop at once; passes through `handleError`. */
 export class ExitNow extends Error {
   override name = 'ExitNow';
-  readonly code = 'ERR_EXIT_NOW';
+  readonly code: string = 'ERR_EXIT_NOW';
+}
+
+/**
+ * A signal the loop was told to watch (`loop({ signals })`) arrived: the loop
+ * left after its current pass, as Python's KeyboardInterrupt leaves asyncore.loop.
+ * `signal` is its name, e.g. 'SIGINT'. A kind of ExitNow, so it passes every
+ * `handleError` by (a nested loop's Interrupted leaves the outer loop too), as
+ * Python re-raises KeyboardInterrupt past handle_error.
+ */
+export class Interrupted extends ExitNow {
+  override name = 'Interrupted';
+  override readonly code: string = 'ERR_INTERRUPTED';
+  /** The signal's name, e.g. 'SIGINT'. */
+  readonly signal: string;
+  constructor(signal: string, message?: string) {
+    super(message ?? `interrupted by ${signal}`);
+    this.signal = signal;
+  }
 }
 
 /**

@@ -69,6 +69,16 @@ export interface NativeBinding {
   epollCtl?(epfd: number, op: number, fd: number, events: number): number;
   epollWait?(epfd: number, outFds: Int32Array, outEvents: Uint32Array, maxevents: number, timeoutMs: number): number;
   FdWatcher: new (fd: number, callback: (status: number, events: number) => void) => FdWatcherInstance;
+  /**
+   * Installs a self-pipe handler for the signal numbers (process-wide); returns [slot, readFd] or -errno
+   * (EMFILE: 64 traps open; EINVAL: a number the C library keeps). RangeError for SIGKILL, SIGSTOP,
+   * the fault signals, a number outside 1-64 or an empty list; TypeError for a non-array or non-integer.
+   */
+  signalTrapOpen(signums: number[]): [number, number] | number;
+  /** Drains the trap's pipe; returns the first signal number since the last take, 0 for none, or -errno (EBADF, EPERM). */
+  signalTrapTake(slot: number): number;
+  /** Restores the previous dispositions (when no other trap holds them) and closes the pipe; 0 or -errno (EBADF, EPERM). */
+  signalTrapClose(slot: number): number;
 }
 
 const require = createRequire(import.meta.url);

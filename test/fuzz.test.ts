@@ -152,6 +152,8 @@ interface Run {
   created: number[];
   watchers: FdWatcherInstance[];
   sockets: Socket[];
+  /** Signal trap slots a call opened (closed first: they hold the process's signal dispositions). */
+  traps: number[];
   finish(): void;
 }
 
@@ -161,6 +163,7 @@ function newRun(): Run {
     created: [],
     watchers: [],
     sockets: [],
+    traps: [],
     closedFd() {
       const fd = native.socket(AF_UNIX, SOCK_STREAM, 0);
       expect(native.close(fd)).toBe(0);
@@ -183,6 +186,7 @@ function newRun(): Run {
     },
     finish() {
       // Watchers first: libuv must forget a descriptor before it is closed.
+      for (const slot of run.traps) native.signalTrapClose(slot);
       for (const w of run.watchers) w.close();
       for (const s of run.sockets) s.close();
       for (const fd of [...run.created, ...run.own]) native.close(fd);
@@ -192,7 +196,8 @@ function newRun(): Run {
 }
 
 /** Records descriptors a call created (a number, a pair, an [fd, address] result) so the run closes them. */
-function adopt(run: Run, r: unknown, kind: 'fd' | 'pair' | 'accept'): void {
+function adopt(run: Run, r: unknown, kind: 'fd' | 'pair' | 'accept' | 'trap'): void {
+  if (kind === 'trap' && Array.isArray(r)) run.traps.push(r[0] as number);
   if (kind === 'fd' && typeof r === 'number' && r >= 0) run.created.push(r);
   if (kind === 'pair' && Array.isArray(r)) run.created.push(...(r as number[]));
   if (kind === 'accept' && Array.isArray(r)) run.created.push(r[0] as number);
@@ -215,7 +220,7 @@ function survives(arbs: fc.Arbitrary<unknown>[], body: (run: Run, args: unknown[
 
 // --- the raw addon -------------------------------------------------------------
 
-type Spec = { args: fc.Arbitrary<unknown>[]; creates?: 'fd' | 'pair' | 'accept' };
+type Spec = { args: fc.Arbitrary<unknown>[]; creates?: 'fd' | 'pair' | 'accept' | 'trap' };
 const A = anyArg, F = fdArg, T = safeTimeout;
 const nativeSpecs: Record<string, Spec> = {
   socket: { args: [A, A, A], creates: 'fd' },
@@ -253,6 +258,10 @@ const nativeSpecs: Record<string, Spec> = {
   epollCreate: { args: [A], creates: 'fd' },
   epollCtl: { args: [fdOrOwn(OWN_EPFD), A, fdOrOwn(OWN_SOCK), A] },
   epollWait: { args: [fdOrOwn(OWN_EPFD), A, A, A, T] },
+  // Slots are 0-63 and this process opens none outside this spec: a random slot is EBADF or a run's own.
+  signalTrapOpen: { args: [A], creates: 'trap' },
+  signalTrapTake: { args: [A] },
+  signalTrapClose: { args: [A] },
 };
 
 describe('the raw addon survives bad arguments', () => {

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { trackFds } from './helpers/fds.js';
 import { closedPort, families, HAVE_IPV6, listener, thrown, unixPath } from './helpers/net.js';
 import { native } from '../src/native.js';
-import { OSError, SocketTimeout, GaiError, HError, KeyError, ExitNow, errno as E, errorcode, strerror } from '../src/errors.js';
+import { OSError, SocketTimeout, GaiError, HError, KeyError, ExitNow, Interrupted, errno as E, errorcode, strerror } from '../src/errors.js';
 import {
   Socket, socketpair, getaddrinfo, closeFd, createConnection,
   AF_INET, AF_INET6, AF_UNIX, SOCK_STREAM, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_REUSEADDR, SO_RCVBUF,
@@ -500,6 +500,7 @@ describe('errors', () => {
       [new HError(1, 'Unknown host'), 'HError', 'HOST_NOT_FOUND'],
       [new KeyError(5), 'KeyError', 'ERR_KEY'],
       [new ExitNow(), 'ExitNow', 'ERR_EXIT_NOW'],
+      [new Interrupted('SIGINT'), 'Interrupted', 'ERR_INTERRUPTED'],
     ];
     for (const [err, name, code] of table) {
       expect(err).toBeInstanceOf(Error);
@@ -509,6 +510,9 @@ describe('errors', () => {
     expect(new SocketTimeout()).toBeInstanceOf(OSError);
     expect(new GaiError(EAI_NONAME, 'm')).not.toBeInstanceOf(OSError);
     expect(new HError(1, 'm')).not.toBeInstanceOf(OSError);
+    expect(new Interrupted('SIGTERM').signal).toBe('SIGTERM');
+    // A kind of ExitNow: it passes handleError by, as Python re-raises KeyboardInterrupt.
+    expect(new Interrupted('SIGTERM')).toBeInstanceOf(ExitNow);
   });
 
   it('an unresolvable name ("no-such-host.invalid") is a GaiError from getaddrinfo and connect', () => {

@@ -10,12 +10,17 @@
  *
  * For the select and poll backends the epoll set only wakes the loop; the
  * pass itself asks select(2) / poll(2) as `loop` does.
+ *
+ * Delayed calls wake it through one Node timer (a libuv timer) armed for the
+ * earliest deadline and re-armed when that deadline changes; a signal trap's
+ * descriptor sits in the epoll set beside the channels.
  */
 import { native, type FdWatcherInstance } from '../native.js';
 import * as C from '../constants.js';
 import { OSError } from '../errors.js';
 import { socketMap, watchMap, type SocketMap } from './map.js';
-import { dispatchEpoll, loopOptions, passFor, releaseEpoll, syncEpoll, toWaitMs, type EpollSet, type LoopOptions } from './loop.js';
+import { LoopSession, dispatchEpoll, loopOptions, passFor, releaseEpoll, syncEpoll, toWaitMs, type EpollSet, type LoopOptions } from './loop.js';
+import { now, timerQueue } from './timers.js';
 
 export interface LoopAsyncOptions extends LoopOptions {
   /** Aborting rejects the promise with the signal's reason; the channels stay as they are. */
@@ -27,10 +32,13 @@ const running = new WeakSet<SocketMap>();
 
 /**
  * Runs asyncore passes without blocking Node's event loop. Resolves when the
- * map is empty or `count` passes are done; rejects with the AbortSignal's
- * reason when aborted, or with an error a pass threw (ExitNow included).
- * Options as `loop`: `timeout` seconds (default 30) bounds each wait,
- * `usePoll`, `backend`, `map`, `count`, plus `signal`.
+ * map is empty and no delayed call is pending, or `count` passes are done;
+ * rejects with the AbortSignal's reason when aborted, with `Interrupted` when
+ * a signal named in `signals` arrived, or with an error a pass threw (ExitNow
+ * included). Options as `loop`: `timeout` seconds (default 30) bounds each
+ * wait, `usePoll`, `backend`, `map`, `count`, `signals`, `onTimerError`,
+ * plus `signal` (an AbortSignal). Delayed calls run after the pass's I/O, as
+ * in `loop`; a pass also runs when the earliest one falls due.
  *
  * Channels added or removed from other callbacks take effect on the next
  * pass at once. A channel whose `writable()` answer changes because of
@@ -61,6 +69,13 @@ export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {
   const isEpoll = (o.backend ?? (o.usePoll ? 'poll' : 'select')) === 'epoll';
   const waitMs = toWaitMs(o.timeout ?? null);
   let remaining = o.count ?? Infinity;
+  let session: LoopSession;
+  try {
+    session = new LoopSession(map, o);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const timers = timerQueue(map);
 
   return new Promise<void>((resolve, reject) => {
     running.add(map);
@@ -68,8 +83,14 @@ export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {
     let watcher: FdWatcherInstance | null = null;
     let timer: NodeJS.Timeout | null = null;
     let immediate: NodeJS.Immediate | null = null;
+    /** The Node timer for the earliest delayed call, and the deadline it is armed for. */
+    let due: NodeJS.Timeout | null = null;
+    let dueAt = Infinity;
+    let inPass = false;
     let resync = false;
     let done = false;
+
+    const idle = () => map.size === 0 && timers.pending === 0;
 
     const closeWatcher = () => {
       if (watcher !== null) {
@@ -82,12 +103,18 @@ export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {
 
     const finish = (err?: unknown) => {
       if (done) return;
+      // A signal that arrived during the last pass is not dropped by closing the trap.
+      if (err === undefined) err = session.interrupted(true) ?? undefined;
       done = true;
       running.delete(map);
       unwatch();
       signal?.removeEventListener('abort', onAbort);
+      offTimers();
       if (timer !== null) clearTimeout(timer);
+      if (due !== null) clearTimeout(due);
       if (immediate !== null) clearImmediate(immediate);
+      // Before the epoll set may close: the trap's fd leaves it first.
+      session.close();
       closeWatcher();
       if (map.size === 0) releaseEpoll(map);
       if (err === undefined) resolve();
@@ -113,7 +140,33 @@ export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {
       // ready now: run the next pass at once, as poll(2) would return at once.
       if (s.alwaysReady.size > 0 || s.broken > 0) schedule();
       else if (timer === null && waitMs >= 0) timer = setTimeout(onTimeout, waitMs);
+      armDue();
     };
+
+    // The Node timer follows the earliest deadline, rounded up to whole ms.
+    // Node's clock is coarser than now(): it may fire a little before the
+    // deadline, and then the pass runs nothing and this re-arms for the rest.
+    const armDue = () => {
+      if (done) return;
+      const next = timers.nextDeadline();
+      if (next === dueAt && (due !== null || next === Infinity)) return;
+      if (due !== null) clearTimeout(due);
+      due = null;
+      dueAt = next;
+      if (next === Infinity) return;
+      const ms = Math.ceil((next - now()) * 1000);
+      if (ms <= 0) schedule();
+      else due = setTimeout(onDue, ms);
+    };
+    const onDue = () => {
+      due = null;
+      dueAt = Infinity;
+      runPass();
+    };
+    // A call made, moved or cancelled from outside a pass (another callback).
+    const offTimers = timers.onChange(() => {
+      if (!inPass) armDue();
+    });
 
     const schedule = () => {
       if (immediate === null && !done) immediate = setImmediate(onImmediate);
@@ -137,18 +190,27 @@ export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {
         clearTimeout(timer);
         timer = null;
       }
+      inPass = true;
       try {
         if (map.size > 0) {
           // arm() swept readable()/writable() right before this wait, as loop()
           // does before each of its waits: dispatch on that interest.
           if (isEpoll) dispatchEpoll(set ?? syncEpoll(map), map, 0);
           else pass(0, map);
-          remaining--;
+        } else if (set !== null) {
+          // No channel: only wake-up descriptors (the signal trap) can be ready.
+          dispatchEpoll(set, map, 0);
         }
+        timers.runDue(session.report);
+        remaining--;
       } catch (err) {
         return finish(err);
+      } finally {
+        inPass = false;
       }
-      if (map.size === 0 || remaining <= 0) return finish();
+      const stop = session.interrupted();
+      if (stop !== null) return finish(stop);
+      if (idle() || remaining <= 0) return finish();
       arm();
     };
 
@@ -158,14 +220,14 @@ export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {
       resync = true;
       queueMicrotask(() => {
         if (!done && resync) {
-          if (map.size === 0) return finish();
+          if (idle()) return finish();
           arm();
         }
       });
     });
 
     signal?.addEventListener('abort', onAbort, { once: true });
-    if (map.size === 0) return finish();
+    if (idle()) return finish();
     try {
       arm();
     } catch (err) {

@@ -6,7 +6,7 @@
  * start (address in use, permission denied, a host that does not resolve) or
  * the loop fails; 2 for a wrong command line.
  */
-import { UsageError, COMMON_OPTIONS, parseArgs, parseBackend, usage, type OptionSpecs, type ParsedOptions } from './args.js';
+import { UsageError, COMMON_OPTIONS, parseArgs, parseBackend, parseSeconds, usage, type OptionSpec, type OptionSpecs, type ParsedOptions } from './args.js';
 import { EndpointError, formatEndpoint, parseEndpoint, type Endpoint } from './address.js';
 import { Logger } from './log.js';
 import type { Server } from './server.js';
@@ -42,6 +42,18 @@ export function endpointOption(opts: ParsedOptions, name: string, allowUnix = tr
     if (err instanceof EndpointError) throw new UsageError(`--${name}: ${err.message}`);
     throw err;
   }
+}
+
+/** `--idle-timeout SECONDS`, for the commands that relay connections (echo, forward, socks5). */
+export const IDLE_TIMEOUT_OPTION: OptionSpec = {
+  value: 'SECONDS',
+  help: 'close a connection with no traffic in either direction for this long (default: never)',
+};
+
+/** The parsed `--idle-timeout` (undefined when not given; UsageError for a bad value). */
+export function idleTimeoutOption(opts: ParsedOptions): number | undefined {
+  const v = opts['idle-timeout'];
+  return v === undefined ? undefined : parseSeconds('idle-timeout', v, 0);
 }
 
 /** Runs `cmd` with `argv` (the words after its name); resolves to the exit code. */

@@ -9,7 +9,7 @@ import type { Socket } from '../socket.js';
 import { acceptedEnd, pair } from './relay.js';
 import { Server, describeError, type ServerOptions } from './server.js';
 import { formatBytes } from './log.js';
-import type { Command } from './command.js';
+import { IDLE_TIMEOUT_OPTION, idleTimeoutOption, type Command } from './command.js';
 
 export class EchoServer extends Server {
   constructor(options: ServerOptions = {}) {
@@ -20,6 +20,7 @@ export class EchoServer extends Server {
     const id = this.logger.nextId();
     const t0 = performance.now();
     const end = acceptedEnd(sock, this.map);
+    this.idleTimeoutFor(id, () => end.close())?.attach(end);
     pair(end, end);
     this.logger.conn(`#${id} open ${peer}`);
     end.onError = (_e, err) => this.logger.error(`#${id} error: ${describeError(err)}`);
@@ -35,9 +36,11 @@ export const echoCommand: Command = {
   description:
     'Echoes every byte back to its sender. A client that half-closes (shutdown SHUT_WR) gets\n' +
     'its remaining echo, then EOF. A client that sends without reading is stopped at 256 KiB\n' +
-    'of unsent echo until it reads. With port 0 the bound address is printed on stdout.',
+    'of unsent echo until it reads. With --idle-timeout, a connection that moves no byte\n' +
+    'either way for that long is closed. With port 0 the bound address is printed on stdout.',
   options: {
     listen: { value: 'ADDR', required: true, help: 'where to listen: HOST:PORT, [V6]:PORT or unix:PATH' },
+    'idle-timeout': IDLE_TIMEOUT_OPTION,
   },
-  create: (_opts, logger) => new EchoServer({ logger }),
+  create: (opts, logger) => new EchoServer({ logger, idleTimeout: idleTimeoutOption(opts) }),
 };

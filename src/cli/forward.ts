@@ -11,7 +11,7 @@ import type { Socket } from '../socket.js';
 import { formatEndpoint, resolveEndpoint, type Endpoint } from './address.js';
 import { formatBytes } from './log.js';
 import { parseSeconds } from './args.js';
-import { endpointOption, type Command } from './command.js';
+import { IDLE_TIMEOUT_OPTION, endpointOption, idleTimeoutOption, type Command } from './command.js';
 import { acceptedEnd, connectAny, pair, type Connecting, type RelayEnd } from './relay.js';
 import { Server, describeError, type ServerOptions } from './server.js';
 
@@ -38,6 +38,11 @@ export class ForwardServer extends Server {
     const target = formatEndpoint(this.to);
     const client = acceptedEnd(sock, this.map);
     let upstream: RelayEnd | null = null;
+    const idle = this.idleTimeoutFor(id, () => {
+      client.close();
+      upstream?.close();
+    });
+    idle?.attach(client);
     let connecting: Connecting | null = null;
     let failure = '';
     this.logger.conn(`#${id} open ${peer} -> ${target}`);
@@ -74,6 +79,7 @@ export class ForwardServer extends Server {
             connecting = null;
             if (end === null) return fail(describeError(errno));
             upstream = end;
+            idle?.attach(end);
             end.onError = onError;
             end.onClosed = ended;
             pair(client, end);
@@ -98,16 +104,19 @@ export const forwardCommand: Command = {
     'Half-close is passed on (after buffered data), a slow side stops the other from being\n' +
     'read beyond 256 KiB of unsent data, and a client whose upstream cannot be reached is\n' +
     'closed. A host name in --to is resolved for each connection without blocking others.\n' +
+    'With --idle-timeout, a connection that moves no byte either way for that long is closed.\n' +
     'ADDR is HOST:PORT, [V6]:PORT or unix:PATH.',
   options: {
     listen: { value: 'ADDR', required: true, help: 'where to listen' },
     to: { value: 'ADDR', required: true, help: 'where to connect for each client' },
     'connect-timeout': { value: 'SECONDS', help: 'give up an upstream connect after this long (default 10)' },
+    'idle-timeout': IDLE_TIMEOUT_OPTION,
   },
   create: (opts, logger) =>
     new ForwardServer({
       logger,
       to: endpointOption(opts, 'to'),
       connectTimeout: parseSeconds('connect-timeout', opts['connect-timeout'], 10),
+      idleTimeout: idleTimeoutOption(opts),
     }),
 };

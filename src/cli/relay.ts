@@ -19,16 +19,20 @@
  *   RST, and the client could lose the reply.
  * - Urgent data (MSG_OOB) is relayed inline, as an ordinary byte in its
  *   place (SO_OOBINLINE on every relayed socket; see relaySocketOptions).
+ * - Idle: with an `IdleTimeout`, a connection that moves no byte in either
+ *   direction for that long is closed (both ends, at once).
  *
  * Reads use `Socket#recvInto` (the loop said readable, so EAGAIN is rare);
  * writes use the dispatcher's non-throwing send. Both directions copy a read
- * only when the peer cannot take it at once.
+ * only when the peer cannot take it at once. Every timer (connect, linger,
+ * idle) is a delayed call on the ends' map, run by the same loop.
  */
 import * as C from '../constants.js';
 import { OSError, errno as E } from '../errors.js';
 import { Socket } from '../socket.js';
 import { DISCONNECTED, Dispatcher } from '../asyncore/dispatcher.js';
 import type { SocketMap } from '../asyncore/map.js';
+import { callLater, now, type DelayedCall } from '../asyncore/timers.js';
 import { Fifo } from '../asyncore/fifo.js';
 import type { SocketAddress } from './address.js';
 
@@ -92,6 +96,50 @@ export function relaySocketOptions(sock: Socket): void {
 
 type Finish = null | 'close' | 'linger';
 
+/**
+ * The idle timeout of one connection, shared by its ends: each byte read or
+ * written on an end is noted (one clock read, no timer operation), and the
+ * timer, when it fires, either moves itself to `seconds` after the last
+ * byte or calls `onIdle`. It is cancelled when the last end attached closes.
+ */
+export class IdleTimeout {
+  private last = now();
+  private ends = 0;
+  private readonly call: DelayedCall;
+
+  constructor(
+    map: SocketMap,
+    /** Seconds without traffic in either direction. */
+    readonly seconds: number,
+    private readonly onIdle: () => void,
+  ) {
+    this.call = callLater(seconds, () => this.check(), { map });
+  }
+
+  /** Has `end`'s traffic count, and its close release the timer. */
+  attach(end: RelayEnd): void {
+    if (end.idle === this || end.closed) return;
+    end.idle = this;
+    this.ends++;
+  }
+
+  /** Traffic seen now. */
+  touch(): void {
+    this.last = now();
+  }
+
+  /** @internal An attached end closed. */
+  release(): void {
+    if (--this.ends <= 0) this.call.cancel();
+  }
+
+  private check(): void {
+    const left = this.last + this.seconds - now();
+    if (left > 0) this.call.delay(left);
+    else this.onIdle();
+  }
+}
+
 /** One side of a relayed connection. */
 export class RelayEnd extends Dispatcher {
   /**
@@ -118,6 +166,8 @@ export class RelayEnd extends Dispatcher {
   onClosed: ((end: RelayEnd) => void) | null = null;
   /** Called with an unexpected error before the end is closed. */
   onError: ((end: RelayEnd, err: unknown) => void) | null = null;
+  /** The connection's idle timeout, when it has one (see IdleTimeout#attach). */
+  idle: IdleTimeout | null = null;
 
   protected finish: Finish = null;
   protected lingering = false;
@@ -125,7 +175,7 @@ export class RelayEnd extends Dispatcher {
   private out = new Fifo<Buffer>();
   private head = 0;
   private pendingBytes = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: DelayedCall | null = null;
   private closedFlag = false;
 
   /** Unsent bytes held for this socket. */
@@ -166,6 +216,7 @@ export class RelayEnd extends Dispatcher {
       return;
     }
     this.bytesIn += n;
+    this.idle?.touch();
     if (this.lingering) return; // discarded: the answer was already given
     this.deliver(sharedView(n));
   }
@@ -199,6 +250,7 @@ export class RelayEnd extends Dispatcher {
     if (this.pendingBytes === 0 && this.connected) {
       off = this.sendBytes(data, 0, data.byteLength);
       this.bytesOut += off;
+      if (off > 0) this.idle?.touch();
       if (this.closedFlag) return;
     }
     if (off < data.byteLength) {
@@ -218,6 +270,7 @@ export class RelayEnd extends Dispatcher {
       const n = this.sendBytes(c, this.head, c.byteLength - this.head);
       if (n === 0) break;
       this.bytesOut += n;
+      this.idle?.touch();
       this.pendingBytes -= n;
       this.head += n;
       if (this.head < c.byteLength) break; // the socket took part of it: it is full
@@ -292,18 +345,18 @@ export class RelayEnd extends Dispatcher {
     this.setTimer(LINGER_MS, () => this.close());
   }
 
-  /** Runs `fn` after `ms` unless the end closes first (one timer per end). */
+  /** Runs `fn` after `ms` unless the end closes first (one timer per end, a delayed call on the end's map). */
   protected setTimer(ms: number, fn: () => void): void {
     this.clearTimer();
-    this.timer = setTimeout(() => {
+    this.timer = callLater(ms / 1000, () => {
       this.timer = null;
       fn();
-    }, ms);
+    }, { map: this._map });
   }
 
   protected clearTimer(): void {
     if (this.timer !== null) {
-      clearTimeout(this.timer);
+      this.timer.cancel();
       this.timer = null;
     }
   }
@@ -347,6 +400,9 @@ export class RelayEnd extends Dispatcher {
     this.closedFlag = true;
     this.lingering = false;
     this.clearTimer();
+    const idle = this.idle;
+    this.idle = null;
+    idle?.release();
     super.close();
     this.out.clear();
     this.pendingBytes = 0;

@@ -17,6 +17,7 @@ import { closeAll } from '../asyncore/loop.js';
 import { loopAsync } from '../asyncore/async.js';
 import { defaultResolver, formatAddress, resolveEndpoint, type Endpoint, type Resolver } from './address.js';
 import { Logger } from './log.js';
+import { IdleTimeout } from './relay.js';
 
 /** How long the listener stops accepting after an accept error (EMFILE …): short enough to recover quickly, long enough not to spin. */
 const ACCEPT_PAUSE_MS = 100;
@@ -30,6 +31,8 @@ export interface ServerOptions {
   resolver?: Resolver;
   /** The map to serve (default: a fresh one per server). */
   map?: ChannelMap;
+  /** Seconds without traffic in either direction after which a connection is closed (default: never). */
+  idleTimeout?: number;
 }
 
 /** The listening socket: hands each accepted connection to its server. */
@@ -87,6 +90,8 @@ export abstract class Server {
   readonly map: ChannelMap;
   readonly logger: Logger;
   readonly resolver: Resolver;
+  /** Seconds a connection may stay without traffic (null: no limit). */
+  readonly idleTimeout: number | null;
   /** The address actually bound, as `HOST:PORT`, `[V6]:PORT` or `unix:PATH` ('' before listen). */
   address = '';
   /** The backend `run()` uses; select refuses descriptors >= FD_SETSIZE. */
@@ -99,6 +104,21 @@ export abstract class Server {
     this.map = options.map ?? new ChannelMap();
     this.logger = options.logger ?? new Logger(false);
     this.resolver = options.resolver ?? defaultResolver;
+    this.idleTimeout = options.idleTimeout ?? null;
+  }
+
+  /**
+   * The idle timeout of connection `id` (null without --idle-timeout): after
+   * `idleTimeout` seconds with no byte either way it logs (with -v) and calls
+   * `close`. Attach the connection's ends to it.
+   */
+  protected idleTimeoutFor(id: number, close: () => void): IdleTimeout | null {
+    const secs = this.idleTimeout;
+    if (secs === null) return null;
+    return new IdleTimeout(this.map, secs, () => {
+      this.logger.conn(`#${id} idle for ${secs} s: closing`);
+      close();
+    });
   }
 
   /**

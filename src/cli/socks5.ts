@@ -36,7 +36,7 @@ import type { Address, Socket } from '../socket.js';
 import { resolveHost, toSocketAddress } from './address.js';
 import { formatBytes } from './log.js';
 import { UsageError, parseSeconds } from './args.js';
-import type { Command } from './command.js';
+import { IDLE_TIMEOUT_OPTION, idleTimeoutOption, type Command } from './command.js';
 import {
   REP, METHOD_NONE, METHOD_USERPASS, METHOD_REFUSED, replyForErrno, parseGreeting, parseAuth, parseRequest, replyBytes,
   type Socks5Request,
@@ -116,6 +116,7 @@ export class Socks5Conn extends RelayEnd {
       return;
     }
     this.bytesIn += n;
+    this.idle?.touch();
     this.inbuf = Buffer.concat([this.inbuf, sharedView(n)]);
     this.advance();
   }
@@ -231,6 +232,7 @@ export class Socks5Conn extends RelayEnd {
     this.enqueue(replyBytes(REP.SUCCEEDED, sock.family, sock.getsockname()));
     this.phase = 'relay';
     this.upstream = end;
+    this.idle?.attach(end);
     end.onError = this.onError;
     end.onClosed = this.server.sessionEnded;
     pair(this, end);
@@ -273,6 +275,10 @@ export class Socks5Server extends Server {
     const id = this.logger.nextId();
     relaySocketOptions(sock);
     const conn = new Socks5Conn(sock, this);
+    this.idleTimeoutFor(id, () => {
+      conn.upstream?.close();
+      conn.close();
+    })?.attach(conn);
     this.started.set(conn, [id, peer, performance.now()]);
     this.logger.conn(`#${id} open ${peer}`);
     conn.onError = (_e, err) => this.logger.error(`#${id} error: ${describeError(err)}`);
@@ -316,12 +322,14 @@ export const socks5Command: Command = {
     'authenticate (RFC 1929); without it, only "no authentication" is offered.\n' +
     'Reply codes: 0x01 general failure, 0x02 EACCES/EPERM, 0x03 ENETUNREACH, 0x04 EHOSTUNREACH /\n' +
     'ETIMEDOUT / unknown host, 0x05 ECONNREFUSED, 0x07 command not supported, 0x08 address type\n' +
-    'not supported. ADDR is HOST:PORT, [V6]:PORT or unix:PATH.',
+    'not supported. With --idle-timeout, a connection that moves no byte either way for that\n' +
+    'long is closed. ADDR is HOST:PORT, [V6]:PORT or unix:PATH.',
   options: {
     listen: { value: 'ADDR', required: true, help: 'where to listen' },
     auth: { value: 'USER:PASS', help: 'require this username and password (RFC 1929)' },
     'connect-timeout': { value: 'SECONDS', help: 'reply 0x04 when the lookup or a connect takes longer (default 10)' },
     'handshake-timeout': { value: 'SECONDS', help: 'close clients that have not sent a complete request by then (default 30)' },
+    'idle-timeout': IDLE_TIMEOUT_OPTION,
   },
   create: (opts, logger) =>
     new Socks5Server({
@@ -329,5 +337,6 @@ export const socks5Command: Command = {
       auth: parseAuthOption(opts.auth),
       connectTimeout: parseSeconds('connect-timeout', opts['connect-timeout'], 10),
       handshakeTimeout: parseSeconds('handshake-timeout', opts['handshake-timeout'], 30),
+      idleTimeout: idleTimeoutOption(opts),
     }),
 };
