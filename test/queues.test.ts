@@ -155,10 +155,12 @@ describe('queues are O(1) per item', () => {
   // suite: ratios 1.1–1.3 (the larger queue outlives the young generation);
   // the quadratic queues these replaced (Array#shift on a long array) gave
   // 2.6–3.0, and took ~15 s at 200 000 items.
+  // Five rounds, not three: beside a loaded machine (load average 5-10) the
+  // minimum of three still reached 2 now and then.
   it.each(['AsyncChat', 'DispatcherWithSend'] as const)('%s: time per item draining 200 000 queued items stays flat against 50 000 (ratio < 2)', (kind) => {
     drainTime(kind, 10_000);
     const times = new Map<number, number>([[50_000, Infinity], [200_000, Infinity]]);
-    for (let r = 0; r < 3; r++) for (const n of times.keys()) times.set(n, Math.min(times.get(n)!, drainTime(kind, n)));
+    for (let r = 0; r < 5; r++) for (const n of times.keys()) times.set(n, Math.min(times.get(n)!, drainTime(kind, n)));
     const per = (n: number) => times.get(n)! / n;
     const small = per(50_000);
     const large = per(200_000);
