@@ -361,7 +361,7 @@ export abstract class InterestCache {
  * symbol: found with one property load per pass (a WeakMap lookup cost more
  * than the rest of an idle pass), and collected with the map.
  */
-export class PerMap<T extends { close(): void }> {
+export class PerMap<T extends object> {
   private readonly key: symbol;
 
   constructor(
@@ -386,11 +386,11 @@ export class PerMap<T extends { close(): void }> {
     return (map as unknown as Record<symbol, T | undefined>)[this.key];
   }
 
-  /** Closes and forgets the state of `map`. */
+  /** Closes (when it has `close`) and forgets the state of `map`. */
   release(map: SocketMap): void {
     const s = this.peek(map);
     if (s === undefined) return;
     (map as unknown as Record<symbol, T | undefined>)[this.key] = undefined;
-    s.close();
+    (s as { close?: () => void }).close?.();
   }
 }

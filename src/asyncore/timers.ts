@@ -23,6 +23,7 @@
 import { performance } from 'node:perf_hooks';
 import { ExitNow } from '../errors.js';
 import { socketMap, type SocketMap } from './map.js';
+import { PerMap } from './interest.js';
 
 /** Seconds on the monotonic clock every deadline uses. */
 export function now(): number {
@@ -297,18 +298,17 @@ export class TimerQueue {
   }
 }
 
-const queues = new WeakMap<SocketMap, TimerQueue>();
+// On the map itself (one property load per pass; loop() looks twice a pass).
+const queues = new PerMap('timer queue', () => new TimerQueue());
 
 /** The timer queue of `map`, or undefined when no call was ever scheduled on it. */
 export function timersOf(map: SocketMap): TimerQueue | undefined {
-  return queues.get(map);
+  return queues.peek(map);
 }
 
 /** The timer queue of `map`, made when missing (loopAsync subscribes to it before any call exists). */
 export function timerQueue(map: SocketMap): TimerQueue {
-  let q = queues.get(map);
-  if (q === undefined) queues.set(map, (q = new TimerQueue()));
-  return q;
+  return queues.of(map);
 }
 
 function queueFor(options: CallOptions | undefined): TimerQueue {
