@@ -73,8 +73,8 @@ function preflight() {
   }
   const distIndex = path.join(ROOT, 'dist/index.js');
   if (!existsSync(distIndex) || newestMtime(path.join(ROOT, 'src'), '.ts') > statSync(distIndex).mtimeMs) {
-    P.update('compiling dist/ (tsc -p tsconfig.build.json)');
-    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    P.update('compiling dist/ (scripts/build-dist.mjs)');
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-dist.mjs')], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   }
 }
 

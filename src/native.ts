@@ -9,9 +9,7 @@
  * `ASYNCORE_NATIVE_BUILD` picks the build folder (`build`, `build-cmake`,
  * `build-asan`); by default node-gyp-build's search from the package root.
  */
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 /** An address as the addon speaks it: `[host, port]`, `[host, port, flowinfo, scopeId]` or a Unix path. */
 export type NativeAddress = [string, number] | [string, number, number, number] | string;
@@ -64,8 +62,11 @@ export interface NativeBinding {
   FdWatcher: new (fd: number, callback: (status: number, events: number) => void) => FdWatcherInstance;
 }
 
-const require = createRequire(import.meta.url);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// src/ is CommonJS (src/package.json), so the package's one build serves
+// `require` and, through the ESM wrapper, `import` alike; `require` and
+// `__dirname` are CommonJS's own (vitest provides them too when it runs src/).
+// The package root is one folder up from src/ and from dist/.
+const root = path.resolve(__dirname, '..');
 
 function load(): NativeBinding {
   const dir = process.env.ASYNCORE_NATIVE_BUILD;

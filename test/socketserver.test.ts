@@ -14,7 +14,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,11 +56,10 @@ beforeAll(() => {
     // Not built yet.
   }
   if (built < newest(path.join(root, 'src'))) {
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
     try {
-      execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'pipe', timeout: 120_000 });
+      execFileSync(process.execPath, [path.join(root, 'scripts/build-dist.mjs')], { stdio: 'pipe', timeout: 120_000 });
     } catch (e) {
-      // tsc exits non-zero on a type error anywhere in src/ but still emits; only a missing runner is fatal here.
+      // The build exits non-zero on a type error anywhere in src/ but still emits; only a missing runner is fatal here.
       if (statSync(runner, { throwIfNoEntry: false }) === undefined) throw e;
     }
   }

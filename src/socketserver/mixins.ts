@@ -42,10 +42,14 @@ import { BaseServer, TCPServer, UDPServer, UnixDatagramServer, UnixStreamServer,
 import { deserializeError, type WakeMessage } from './channel.js';
 import { JOB_ENV, JOB_KEY, type Job } from './job.js';
 
-/** The compiled runner: beside this file when running from dist/, else in the package's dist/. */
-export const runnerUrl: URL = import.meta.url.endsWith('.ts')
-  ? new URL('../../dist/socketserver/runner.js', import.meta.url)
-  : new URL('./runner.js', import.meta.url);
+/**
+ * The compiled runner that worker threads and child processes start: beside
+ * this file when running from dist/, else (the TypeScript sources, under
+ * vitest) in the package's dist/.
+ */
+export const runnerUrl: URL = pathToFileURL(
+  __filename.endsWith('.ts') ? path.resolve(__dirname, '../../dist/socketserver/runner.js') : path.join(__dirname, 'runner.js'),
+);
 
 function checkRunner(): void {
   if (!existsSync(fileURLToPath(runnerUrl))) {

@@ -11,13 +11,21 @@ import { JOB_ENV, JOB_KEY, runJob, type Job } from './job.js';
 const fromWorker = !isMainThread ? (workerData as Record<string, Job> | null)?.[JOB_KEY] : undefined;
 const fromEnv = isMainThread ? process.env[JOB_ENV] : undefined;
 
+// runJob reports a handler's errors itself; what escapes it (the wake-up
+// channel unusable) ends the thread or process with the error, as an uncaught one would.
+function fail(err: unknown): void {
+  setImmediate(() => {
+    throw err;
+  });
+}
+
 if (fromWorker) {
-  await runJob(fromWorker);
+  runJob(fromWorker).catch(fail);
 } else if (fromEnv) {
   // A child process: the request's socket is fd 3, the wake-up channel fd 4.
   const job = JSON.parse(fromEnv) as Job;
   delete process.env[JOB_ENV];
-  await runJob({ ...job, fd: 3, wakeFd: 4 });
+  runJob({ ...job, fd: 3, wakeFd: 4 }).catch(fail);
 } else {
   console.error('asyncore-native socketserver runner: no job given (this file is started by the threading / forking servers)');
   process.exitCode = 2;
