@@ -68,11 +68,28 @@ export interface NativeBinding {
 // The package root is one folder up from src/ and from dist/.
 const root = path.resolve(__dirname, '..');
 
+/**
+ * build/Release (a source build) first, then the package's prebuilt binary
+ * for this platform (prebuilds/, node-gyp-build's rules). A machine with
+ * neither gets one message saying what to do rather than node-gyp-build's
+ * list of tags.
+ */
 function load(): NativeBinding {
   const dir = process.env.ASYNCORE_NATIVE_BUILD;
   if (dir) return require(path.resolve(root, dir, 'Release', 'asyncore_native.node')) as NativeBinding;
   const gypBuild = require('node-gyp-build') as (dir: string) => unknown;
-  return gypBuild(root) as NativeBinding;
+  try {
+    return gypBuild(root) as NativeBinding;
+  } catch (err) {
+    if (!/No native build was found/.test(String((err as Error).message))) throw err;
+    throw new Error(
+      `asyncore-native: no native addon for ${process.platform}-${process.arch}: the package's prebuilt binaries do not fit ` +
+        'this machine and no source build is in build/Release (the install script did not run, or failed). Build it with ' +
+        '`npm rebuild asyncore-native` (needs make, a C++ compiler and python3; npm 12 runs install scripts only for ' +
+        'packages approved with `npm approve-scripts`).',
+      { cause: err },
+    );
+  }
 }
 
 /** The raw addon. */
