@@ -35,6 +35,39 @@ export interface Job {
   taken?: Int32Array;
 }
 
+/** The argument that makes the runner check a handler module instead of serving: `runner.js --check URL EXPORT`. */
+export const CHECK_ARG = '--check';
+/** The runner's check verdict, on the last line of its stdout: this prefix, then `{ "error": string | null }`. */
+export const CHECK_PREFIX = 'asyncore-native-handler-check: ';
+
+/** A request handler class as the runner constructs it. */
+export type RemoteHandlerClass = new (request: unknown, clientAddress: Address, server: ServerLike) => { run(): void };
+
+/**
+ * Imports a handler module and returns its named export, checked to be a
+ * request handler class (a function whose prototype has `run()`).
+ * @throws TypeError naming the module and what is wrong: it cannot be
+ *   imported (the import's error is the `cause`), it has no such export, or
+ *   the export is not a handler class.
+ */
+export async function loadHandler(module: string, name: string): Promise<RemoteHandlerClass> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(module)) as Record<string, unknown>;
+  } catch (err) {
+    throw new TypeError(`handler module ${module} cannot be imported: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+  const H = mod[name];
+  if (typeof H !== 'function') {
+    const names = Object.keys(mod).filter((k) => typeof mod[k] === 'function');
+    throw new TypeError(`${module} has no class export '${name}' (its class exports: ${names.join(', ') || 'none'})`);
+  }
+  if (typeof (H.prototype as { run?: unknown } | undefined)?.run !== 'function') {
+    throw new TypeError(`'${name}' of ${module} is not a request handler class (it has no run()): extend BaseRequestHandler, StreamRequestHandler or DatagramRequestHandler`);
+  }
+  return H as RemoteHandlerClass;
+}
+
 /** The env variable a child process finds its job in. */
 export const JOB_ENV = 'ASYNCORE_NATIVE_SOCKETSERVER_JOB';
 /** The workerData key a worker thread finds its job under. */
@@ -76,14 +109,12 @@ export async function runJob(job: Job): Promise<void> {
   try {
     wake.settimeout(SEND_TIMEOUT);
     try {
-      const mod = (await import(job.module)) as Record<string, unknown>;
-      const H = mod[job.export];
-      if (typeof H !== 'function') throw new TypeError(`${job.module} has no class export '${job.export}'`);
+      const H = await loadHandler(job.module, job.export);
       const request =
         job.kind === 'stream'
           ? sock
           : [typeof job.packet === 'string' ? Buffer.from(job.packet, 'base64') : Buffer.from(job.packet ?? new Uint8Array(0)), sock];
-      const handler = new (H as new (r: unknown, a: Address, s: ServerLike) => { run(): void })(request, job.clientAddress, new RemoteServer(job, wake));
+      const handler = new H(request, job.clientAddress, new RemoteServer(job, wake));
       handler.run();
     } catch (err) {
       if (!isExitNow(err)) {

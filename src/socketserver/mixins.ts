@@ -33,14 +33,14 @@
  */
 import { existsSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SOCK_STREAM, Socket, closeFd, type Address } from '../socket.js';
 import { BaseServer, TCPServer, UDPServer, UnixDatagramServer, UnixStreamServer, type HandlerModule, type ServerOptions } from './base.js';
 import { deserializeError, type WakeMessage } from './channel.js';
-import { JOB_ENV, JOB_KEY, type Job } from './job.js';
+import { CHECK_ARG, CHECK_PREFIX, JOB_ENV, JOB_KEY, type Job } from './job.js';
 
 /**
  * The compiled runner that worker threads and child processes start: beside
@@ -71,6 +71,46 @@ function checkHandlerModule(h: unknown): { module: string; export: string; data:
     module = pathToFileURL(module).href;
   }
   return { module, export: spec.export ?? 'default', data: spec.data ?? null };
+}
+
+// How long a handler module may take to load when the server checks it (a module that never finishes fails the check).
+const CHECK_TIMEOUT_MS = 30_000;
+
+/**
+ * Checks, before the server takes any request, that the handler module
+ * resolves, imports and exports the named request handler class: the runner
+ * imports it in a short-lived `node` child (`runner.js --check`), with the
+ * module resolution its workers or children will have (`execArgv`). A
+ * constructor is synchronous and `import()` is not, so the check runs in a
+ * process of its own, which is gone when this returns; its cost (one Node
+ * start and one import, about 0.1 s) is paid once per server.
+ * @throws TypeError `<Server>: <what is wrong>`: cannot be imported, no such
+ *   export, not a handler class, or the check did not finish in 30 s.
+ */
+function checkHandlerLoads(server: string, handler: { module: string; export: string }, execArgv: readonly string[]): void {
+  const r = spawnSync(process.execPath, [...execArgv, fileURLToPath(runnerUrl), CHECK_ARG, handler.module, handler.export], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: CHECK_TIMEOUT_MS,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const line = (r.stdout ?? '').split('\n').reverse().find((l) => l.startsWith(CHECK_PREFIX));
+  if (line !== undefined) {
+    const { error } = JSON.parse(line.slice(CHECK_PREFIX.length)) as { error: string | null };
+    if (error !== null) throw new TypeError(`${server}: ${error}`);
+    return;
+  }
+  const why = r.error?.message ?? (r.signal ? `killed by ${r.signal}` : `exit ${r.status}`);
+  const tail = (r.stderr ?? '').trim().split('\n').slice(-5).join('\n');
+  throw new TypeError(`${server}: checking handler module ${handler.module} failed (${why})${tail ? `:\n${tail}` : ''}`);
+}
+
+/** The name of an object's class, or of its nearest named base (a server may be an anonymous subclass). */
+function className(obj: object): string {
+  for (let c = obj.constructor as { name?: string } | null; c; c = Object.getPrototypeOf(c) as { name?: string } | null) {
+    if (c.name) return c.name;
+  }
+  return 'server';
 }
 
 /** A running job as the server tracks it. */
@@ -128,6 +168,7 @@ function Offloading<B extends TCPServerCtor>(Base: B) {
       try {
         this.handler = checkHandlerModule(this.RequestHandlerClass);
         checkRunner();
+        checkHandlerLoads(className(this), this.handler, this.handlerExecArgv());
       } catch (e) {
         this.serverClose();
         throw e;
@@ -182,6 +223,11 @@ function Offloading<B extends TCPServerCtor>(Base: B) {
       }
     }
 
+    /** The Node options the handler runs under: a child process gets none (as ForkingMixIn spawns it). */
+    protected handlerExecArgv(): readonly string[] {
+      return [];
+    }
+
     /** Hook: true when the job's thread / process is known to be gone without a report. */
     protected isGone(_rec: JobRecord): boolean {
       return false;
@@ -229,6 +275,11 @@ export function ThreadingMixIn<B extends TCPServerCtor>(Base: B): Mixed<B, Threa
   abstract class ThreadingMixIn extends Offloading(Base) {
     /** Workers do not keep the process alive (Python's daemon_threads). */
     daemonThreads = false;
+
+    /** A worker thread inherits the process's Node options (loaders, `--conditions`). */
+    protected override handlerExecArgv(): readonly string[] {
+      return process.execArgv;
+    }
 
     override processRequest(request: unknown, clientAddress: Address): void {
       this.collect();
