@@ -30,8 +30,12 @@ export function strerror(num: number): string {
   return native.strerror(Math.abs(num));
 }
 
-/** A failed system call. */
+/**
+ * A failed system call (Python's `OSError` and its subclasses, told apart
+ * here by `code`). The message reads as Python's: `[Errno 111] Connection refused`.
+ */
 export class OSError extends Error {
+  /** Always 'OSError' (SocketTimeout: 'SocketTimeout'). */
   override name = 'OSError';
   /** Positive errno, as in Python and `os.constants.errno`. */
   readonly errno: number;
@@ -44,6 +48,13 @@ export class OSError extends Error {
   /** The file name involved, where there is one (a Unix socket path). */
   readonly filename?: string;
 
+  /**
+   * Makes the error for errno `num`.
+   * @param num the errno, positive or negative (a native `-errno` result may be passed as is)
+   * @param syscall the call that failed
+   * @param message the text after `[Errno N] `; default: the C library's strerror
+   * @param filename the path involved, appended as `: 'path'`
+   */
   constructor(num: number, syscall = '', message?: string, filename?: string) {
     const n = Math.abs(num);
     const text = message ?? strerror(n);
@@ -58,7 +69,12 @@ export class OSError extends Error {
 
 /** A blocking socket operation ran past the socket's timeout (Python's `TimeoutError('timed out')`). */
 export class SocketTimeout extends OSError {
+  /** Always 'SocketTimeout'. */
   override name = 'SocketTimeout';
+  /**
+   * Makes the error (`errno` ETIMEDOUT, message `timed out`).
+   * @param syscall the call whose timeout ran out (`recv`, `accept`, `connect`, …)
+   */
   constructor(syscall = '') {
     super(errno.ETIMEDOUT, syscall, 'timed out');
     this.message = 'timed out';
@@ -67,10 +83,20 @@ export class SocketTimeout extends OSError {
 
 /** getaddrinfo failed (Python's `socket.gaierror`); `errno` keeps the EAI sign: e.g. -2 for EAI_NONAME. */
 export class GaiError extends Error {
+  /** Always 'GaiError'. */
   override name = 'GaiError';
+  /** The EAI code as getaddrinfo returned it (negative on glibc, e.g. -2 EAI_NONAME), not an errno. */
   readonly errno: number;
+  /** The EAI code's name, e.g. 'EAI_NONAME' ('EAI_UNKNOWN' for a code this platform does not name). */
   readonly code: string;
+  /** Always 'getaddrinfo'. */
   readonly syscall = 'getaddrinfo';
+  /**
+   * Makes the error for EAI code `eai`.
+   * @param eai the EAI code
+   * @param message gai_strerror's text
+   * @param host the name that failed, appended as `: 'host'`
+   */
   constructor(eai: number, message: string, host?: string) {
     super(`[Errno ${eai}] ${message}${host ? `: '${host}'` : ''}`);
     this.errno = eai;
@@ -85,9 +111,17 @@ for (const [name, num] of Object.entries(native.constants)) {
 
 /** Python's KeyError: a descriptor or object that is not registered, a missing map entry. */
 export class KeyError extends Error {
+  /** Always 'KeyError'. */
   override name = 'KeyError';
+  /** Always 'ERR_KEY'. */
   readonly code = 'ERR_KEY';
+  /** What was looked up: the descriptor number or the object. */
   readonly key: unknown;
+  /**
+   * Makes the error for `key`.
+   * @param key the descriptor or object that was not found
+   * @param message default: `<key> is not registered`
+   */
   constructor(key: unknown, message?: string) {
     super(message ?? `${String(key)} is not registered`);
     this.key = key;
@@ -96,13 +130,16 @@ export class KeyError extends Error {
 
 /** Thrown by a handler to leave the loop at once; passes through `handleError`. */
 export class ExitNow extends Error {
+  /** Always 'ExitNow'. */
   override name = 'ExitNow';
+  /** Always 'ERR_EXIT_NOW'. */
   readonly code = 'ERR_EXIT_NOW';
 }
 
 /**
  * Turns a native result into a value: a negative number becomes an OSError
  * for `syscall`; anything else is returned as is.
+ * @throws OSError when `result` is a negative number (`-errno`)
  */
 export function check<T>(result: T | number, syscall: string, filename?: string): T {
   if (typeof result === 'number' && result < 0) throw new OSError(-result, syscall, undefined, filename);

@@ -16,21 +16,39 @@ import { isExitNow } from './base.js';
 
 /** The job as it crosses into a worker (structured clone) or a child (JSON). */
 export interface Job {
+  /** The job's number, unique within the process; reports name it. */
   id: number;
   /** 'stream': fd is the connection; 'dgram': fd is (a copy of) the server's socket and `packet` the datagram. */
   kind: 'stream' | 'dgram';
+  /** The request's descriptor (a child receives it as fd 3). */
   fd: number;
+  /** The wake-up channel's writing end, for reports (a child receives it as fd 4). */
   wakeFd: number;
+  /** The request socket's address family. */
   family: number;
+  /** The request socket's type. */
   type: number;
+  /** The request socket's protocol. */
   proto: number;
+  /** The client's address. */
   clientAddress: Address;
   /** The datagram (a Uint8Array for a worker, base64 for a child). */
   packet?: Uint8Array | string;
+  /** The handler module's URL. */
   module: string;
+  /** The handler class's export name. */
   export: string;
+  /** The handler reference's `data`. */
   data: unknown;
-  server: { serverAddress: Address; addressFamily: number; socketType: number };
+  /** What the handler's RemoteServer reports. */
+  server: {
+    /** The server's bound address. */
+    serverAddress: Address;
+    /** The server's address family. */
+    addressFamily: number;
+    /** The server's socket type. */
+    socketType: number;
+  };
   /** Worker threads only: set to 1 once the worker owns the descriptors. */
   taken?: Int32Array;
 }
@@ -80,11 +98,16 @@ export const JOB_KEY = 'asyncoreNativeSocketserverJob';
  * wake-up channel.
  */
 export class RemoteServer implements ServerLike {
+  /** The server's bound address. */
   serverAddress: Address;
+  /** The server's address family (AF_INET, AF_INET6, AF_UNIX). */
   readonly addressFamily: number;
+  /** The server's socket type (SOCK_STREAM, SOCK_DGRAM). */
   readonly socketType: number;
+  /** The `data` of the server's handler reference (a JSON copy). */
   readonly data: unknown;
 
+  /** Made by the runner for each job; `wake` is the job's end of the wake-up channel. */
   constructor(job: Job, private readonly wake: Socket) {
     this.serverAddress = job.server.serverAddress;
     this.addressFamily = job.server.addressFamily;

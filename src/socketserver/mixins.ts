@@ -120,7 +120,8 @@ interface JobRecord {
   pid?: number;
 }
 
-type TCPServerCtor = abstract new (...args: any[]) => TCPServer<any>;
+/** Any TCPServer class (the mixins' base). */
+export type TCPServerCtor = abstract new (...args: any[]) => TCPServer<any>;
 
 /** What both mixins add to a server (public part). */
 export interface OffloadingServer {
@@ -418,48 +419,112 @@ export type { HandlerModule, ServerOptions };
 
 /** A TCPServer serving each connection in a worker thread. */
 export class ThreadingTCPServer extends ThreadingMixIn(TCPServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UDPServer serving each datagram in a worker thread. */
 export class ThreadingUDPServer extends ThreadingMixIn(UDPServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UnixStreamServer serving each connection in a worker thread. */
 export class ThreadingUnixStreamServer extends ThreadingMixIn(UnixStreamServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UnixDatagramServer serving each datagram in a worker thread. */
 export class ThreadingUnixDatagramServer extends ThreadingMixIn(UnixDatagramServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A TCPServer serving each connection in a child process. */
 export class ForkingTCPServer extends ForkingMixIn(TCPServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UDPServer serving each datagram in a child process. */
 export class ForkingUDPServer extends ForkingMixIn(UDPServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UnixStreamServer serving each connection in a child process. */
 export class ForkingUnixStreamServer extends ForkingMixIn(UnixStreamServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UnixDatagramServer serving each datagram in a child process. */
 export class ForkingUnixDatagramServer extends ForkingMixIn(UnixDatagramServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
