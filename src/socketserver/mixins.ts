@@ -277,9 +277,18 @@ export function ThreadingMixIn<B extends TCPServerCtor>(Base: B): Mixed<B, Threa
     /** Workers do not keep the process alive (Python's daemon_threads). */
     daemonThreads = false;
 
-    /** A worker thread inherits the process's Node options (loaders, `--conditions`). */
+    /**
+     * A worker thread inherits the process's Node options (loaders, `--conditions`); the
+     * inspector's are the process's own, and would make the check's child contend for its port.
+     */
     protected override handlerExecArgv(): readonly string[] {
-      return process.execArgv;
+      const out: string[] = [];
+      for (let i = 0; i < process.execArgv.length; i++) {
+        const a = process.execArgv[i]!;
+        if (!/^--(inspect|debug)/.test(a)) out.push(a);
+        else if (/^--(inspect|debug)-port$/.test(a)) i++; // its value is the next argument
+      }
+      return out;
     }
 
     override processRequest(request: unknown, clientAddress: Address): void {
