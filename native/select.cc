@@ -42,15 +42,12 @@ bool Fill(Napi::Env env, fd_set* set, const int32_t* fds, uint32_t n, int* maxfd
   return true;
 }
 
+// Keeps the ready entries in input order; a descriptor listed twice stays
+// listed twice (Python's select reports each listed object, duplicates too).
 uint32_t Compact(const fd_set* set, int32_t* fds, uint32_t n) {
   uint32_t w = 0;
   for (uint32_t k = 0; k < n; k++) {
-    if (FD_ISSET(fds[k], set)) {
-      // A descriptor listed twice is reported once, as Python's select does.
-      bool dup = false;
-      for (uint32_t j = 0; j < w; j++) dup = dup || fds[j] == fds[k];
-      if (!dup) fds[w++] = fds[k];
-    }
+    if (FD_ISSET(fds[k], set)) fds[w++] = fds[k];
   }
   return w;
 }

@@ -437,6 +437,15 @@ Napi::Value GetFlag(const Napi::CallbackInfo& info) {
   return ThrowRange(info.Env(), "which must be 0 (O_NONBLOCK) or 1 (FD_CLOEXEC)");
 }
 
+// An EAI_* failure as the TS layer reads it (see Getaddrinfo).
+Napi::Value GaiFailure(Napi::Env env, int rc) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("eai", Napi::Number::New(env, rc));
+  o.Set("errno", Napi::Number::New(env, rc == EAI_SYSTEM ? errno : 0));
+  o.Set("message", Napi::String::New(env, gai_strerror(rc)));
+  return o;
+}
+
 // getaddrinfo(host|null, port|null, family, type, proto, flags) ->
 // [[family, type, proto, canonname, address], ...] or a negative EAI_* code
 // (returned as {eai: code, message}). Blocking, as Python's.
@@ -461,13 +470,7 @@ Napi::Value Getaddrinfo(const Napi::CallbackInfo& info) {
   hints.ai_flags = flags;
   addrinfo* res = nullptr;
   int rc = ::getaddrinfo(hasHost ? host.c_str() : nullptr, hasPort ? port.c_str() : nullptr, &hints, &res);
-  if (rc != 0) {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("eai", Napi::Number::New(env, rc));
-    o.Set("errno", Napi::Number::New(env, rc == EAI_SYSTEM ? errno : 0));
-    o.Set("message", Napi::String::New(env, gai_strerror(rc)));
-    return o;
-  }
+  if (rc != 0) return GaiFailure(env, rc);
   Napi::Array out = Napi::Array::New(env);
   uint32_t k = 0;
   for (addrinfo* p = res; p != nullptr; p = p->ai_next) {
@@ -485,6 +488,114 @@ Napi::Value Getaddrinfo(const Napi::CallbackInfo& info) {
   }
   freeaddrinfo(res);
   return out;
+}
+
+// gethostname(2) -> the name, or -errno.
+Napi::Value Gethostname(const Napi::CallbackInfo& info) {
+  char buf[1024];
+  if (::gethostname(buf, sizeof(buf) - 1) < 0) return Napi::Number::New(info.Env(), -errno);
+  buf[sizeof(buf) - 1] = '\0';
+  return Napi::String::New(info.Env(), buf);
+}
+
+// getnameinfo(family, address, flags) -> [host, service], or {eai, errno,
+// message} (see Getaddrinfo). The address is numeric (ParseAddress).
+// Blocking, as Python's: it may ask the resolver.
+Napi::Value Getnameinfo(const Napi::CallbackInfo& info) {
+  int family, flags;
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!GetI32(info, 0, "family", &family) || !ParseAddress(info, 1, family, &ss, &len) ||
+      !GetI32(info, 2, "flags", &flags))
+    return Napi::Value();
+  Napi::Env env = info.Env();
+  if (family != AF_INET && family != AF_INET6) return ThrowRange(env, "getnameinfo needs AF_INET or AF_INET6");
+  char host[NI_MAXHOST], serv[NI_MAXSERV];
+  int rc = ::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof(host), serv, sizeof(serv), flags);
+  if (rc != 0) return GaiFailure(env, rc);
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::String::New(env, host));
+  a.Set(1u, Napi::String::New(env, serv));
+  return a;
+}
+
+// gethostbyaddr(family, addrBytes) -> [name, aliases, addrtype, addresses]
+// (addresses as text), or {herrno, message} (h_errno, hstrerror). Uses
+// gethostbyaddr_r with a buffer grown on ERANGE. Blocking, as Python's.
+Napi::Value Gethostbyaddr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int family;
+  Bytes addr;
+  if (!GetI32(info, 0, "family", &family) || !GetBytes(info, 1, &addr)) return Napi::Value();
+  if (!((family == AF_INET && addr.len == 4) || (family == AF_INET6 && addr.len == 16)))
+    return ThrowRange(env, "address must be 4 bytes for AF_INET, 16 for AF_INET6");
+  unsigned char a[16];
+  std::memcpy(a, addr.data, addr.len);
+  hostent he, *h = nullptr;
+  int herr = 0;
+  std::string buf(16384, '\0');
+  for (;;) {
+    int rc = ::gethostbyaddr_r(a, static_cast<socklen_t>(addr.len), family, &he, &buf[0], buf.size(), &h, &herr);
+    if (rc == ERANGE && buf.size() < (1u << 22)) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    break;
+  }
+  if (h == nullptr) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("herrno", Napi::Number::New(env, herr));
+    o.Set("message", Napi::String::New(env, hstrerror(herr)));
+    return o;
+  }
+  Napi::Array aliases = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (char** p = h->h_aliases; p != nullptr && *p != nullptr; p++) aliases.Set(k++, Napi::String::New(env, *p));
+  Napi::Array addrs = Napi::Array::New(env);
+  k = 0;
+  char text[INET6_ADDRSTRLEN];
+  for (char** p = h->h_addr_list; p != nullptr && *p != nullptr; p++) {
+    if (inet_ntop(h->h_addrtype, *p, text, sizeof(text)) != nullptr) addrs.Set(k++, Napi::String::New(env, text));
+  }
+  Napi::Array out = Napi::Array::New(env, 4);
+  out.Set(0u, Napi::String::New(env, h->h_name ? h->h_name : ""));
+  out.Set(1u, aliases);
+  out.Set(2u, Napi::Number::New(env, h->h_addrtype));
+  out.Set(3u, addrs);
+  return out;
+}
+
+// inetPton(family, text) -> a Buffer (4 or 16 bytes), 0 when the text is not
+// an address of that family, or -errno (EAFNOSUPPORT).
+Napi::Value InetPton(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int family;
+  if (!GetI32(info, 0, "family", &family)) return Napi::Value();
+  if (info.Length() < 2 || !info[1].IsString()) return ThrowType(env, "address must be a string");
+  std::string text = info[1].As<Napi::String>().Utf8Value();
+  unsigned char out[16];
+  // A NUL inside the text would end it early for inet_pton: not an address.
+  if (text.find('\0') != std::string::npos) return Napi::Number::New(env, 0);
+  int rc = ::inet_pton(family, text.c_str(), out);
+  if (rc < 0) return Napi::Number::New(env, -errno);
+  if (rc == 0) return Napi::Number::New(env, 0);
+  return Napi::Buffer<uint8_t>::Copy(env, out, family == AF_INET ? 4 : 16);
+}
+
+// inetNtop(family, bytes) -> the text, or -errno (EAFNOSUPPORT). The bytes
+// must be 4 (AF_INET) or 16 (AF_INET6) long.
+Napi::Value InetNtop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int family;
+  Bytes b;
+  if (!GetI32(info, 0, "family", &family) || !GetBytes(info, 1, &b)) return Napi::Value();
+  if (family != AF_INET && family != AF_INET6) return Napi::Number::New(env, -EAFNOSUPPORT);
+  if (b.len != (family == AF_INET ? 4u : 16u)) return ThrowRange(env, "invalid length of packed IP address string");
+  unsigned char in[16];
+  std::memcpy(in, b.data, b.len);
+  char text[INET6_ADDRSTRLEN];
+  if (::inet_ntop(family, in, text, sizeof(text)) == nullptr) return Napi::Number::New(env, -errno);
+  return Napi::String::New(env, text);
 }
 
 Napi::Value Strerror(const Napi::CallbackInfo& info) {
@@ -521,6 +632,11 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("setFlag", Napi::Function::New(env, SetFlag, "setFlag"));
   exports.Set("getFlag", Napi::Function::New(env, GetFlag, "getFlag"));
   exports.Set("getaddrinfo", Napi::Function::New(env, Getaddrinfo, "getaddrinfo"));
+  exports.Set("gethostname", Napi::Function::New(env, Gethostname, "gethostname"));
+  exports.Set("getnameinfo", Napi::Function::New(env, Getnameinfo, "getnameinfo"));
+  exports.Set("gethostbyaddr", Napi::Function::New(env, Gethostbyaddr, "gethostbyaddr"));
+  exports.Set("inetPton", Napi::Function::New(env, InetPton, "inetPton"));
+  exports.Set("inetNtop", Napi::Function::New(env, InetNtop, "inetNtop"));
   exports.Set("strerror", Napi::Function::New(env, Strerror, "strerror"));
 }
 

@@ -8,7 +8,9 @@
  * is 0 after it is reached, which then collects everything, as Python).
  * Output: `push` queues bytes in pieces of `acOutBufferSize`;
  * `pushWithProducer` queues an object whose `more()` yields bytes until an
- * empty result; `closeWhenDone` closes once the queue has drained.
+ * empty result; `closeWhenDone` closes once the queue has drained. Each
+ * writable event makes one send of up to `acOutBufferSize` bytes, gathered
+ * from the queued bytes at the head (asynchat sends one item per event).
  *
  * Methods for callers: setTerminator, getTerminator, push, pushWithProducer,
  * closeWhenDone, initiateSend, discardBuffers. Hooks: collectIncomingData,
@@ -20,6 +22,7 @@
  */
 import { Dispatcher } from './asyncore/dispatcher.js';
 import type { SocketMap } from './asyncore/map.js';
+import { Fifo } from './asyncore/fifo.js';
 import { Socket, toBytes, type BytesLike } from './socket.js';
 
 /** Something `pushWithProducer` accepts: `more()` returns the next bytes, empty when done. */
@@ -47,6 +50,9 @@ export function findPrefixAtEnd(haystackLike: BytesLike, needleLike: BytesLike):
 
 /** asynchat's `async_chat`: subclass it and implement collectIncomingData and foundTerminator. */
 export class AsyncChat extends Dispatcher {
+  /** Its `readable()` / `writable()` read the queue and `connected`; push, producers and closeWhenDone announce changes. */
+  static override reportsInterest = true;
+
   /** Bytes read per recv (default 65536). */
   acInBufferSize = 65536;
   /** Largest piece sent per send (default 65536). */
@@ -55,8 +61,13 @@ export class AsyncChat extends Dispatcher {
   acInBuffer: Buffer = Buffer.alloc(0);
   /** What the default collector gathered (see `getData`). */
   incoming: Buffer[] = [];
-  /** The output queue: bytes, producers, and null for "close when done". */
-  producerFifo: OutItem[] = [];
+  /**
+   * The output queue (Python's deque `producer_fifo`): bytes, producers, and
+   * null for "close when done". A `Fifo`: `length`, `peek()`, `at(i)`,
+   * `push`, `unshift`, `shift` are O(1), however long a peer that reads
+   * nothing lets it grow.
+   */
+  producerFifo: Fifo<OutItem> = new Fifo();
   terminator: Uint8Array | number | null = null;
 
   constructor(sock?: Socket | null, map?: SocketMap) {
@@ -167,22 +178,28 @@ export class AsyncChat extends Dispatcher {
     this.close();
   }
 
-  /** Queues `data` (a string is UTF-8), split into `acOutBufferSize` pieces, and tries to send. */
+  /**
+   * Queues `data` (a string is UTF-8), split into `acOutBufferSize` pieces.
+   * Sent at once when the queue was empty; behind queued output it waits
+   * for the next writable event (the socket was full at the last try).
+   */
   push(data: BytesLike | ArrayBufferView): void {
     if (!ArrayBuffer.isView(data) && typeof data !== 'string')
       throw new TypeError(`data argument must be bytes or a string, not ${data === null ? 'null' : typeof data}`);
     const b = Buffer.from(toBytes(data));
+    const wasEmpty = this.producerFifo.length === 0;
     const size = this.acOutBufferSize;
     if (b.length > size) {
       for (let i = 0; i < b.length; i += size) this.producerFifo.push(b.subarray(i, i + size));
     } else {
       this.producerFifo.push(b);
     }
-    this.queued();
+    this.queued(wasEmpty);
   }
 
-  /** Queues a producer (or plain bytes, sent as one piece) and tries to send. */
+  /** Queues a producer (or plain bytes, sent as one piece); sends as `push` does. */
   pushWithProducer(producer: Producer | BytesLike): void {
+    const wasEmpty = this.producerFifo.length === 0;
     if (typeof producer === 'string' || ArrayBuffer.isView(producer)) {
       this.producerFifo.push(Buffer.from(toBytes(producer)));
     } else if (producer !== null && typeof producer === 'object' && typeof producer.more === 'function') {
@@ -190,13 +207,17 @@ export class AsyncChat extends Dispatcher {
     } else {
       throw new TypeError('producer must have a more() method, or be bytes');
     }
-    this.queued();
+    this.queued(wasEmpty);
   }
 
-  private queued(): void {
-    const wasIdle = !this.writable();
+  // Called after an item joined the queue. Only a queue that was empty is
+  // sent at once: trying behind queued output would repeat a send(2) (and a
+  // gather) per push while the socket stays full.
+  private queued(wasEmpty: boolean): void {
+    if (!wasEmpty) return;
     this.initiateSend();
-    if (wasIdle || this.producerFifo.length > 0) this.interestChanged();
+    // writable() turned true with the first item (and may be false again if all of it went out).
+    this.interestChanged();
   }
 
   override readable(): boolean {
@@ -213,40 +234,81 @@ export class AsyncChat extends Dispatcher {
     this.interestChanged();
   }
 
-  /** Sends the head of the queue (one send per call, as asynchat). */
+  /**
+   * One send per call, as asynchat, of up to `acOutBufferSize` bytes: the
+   * bytes at the head of the queue, gathered from consecutive queued items
+   * (asynchat sends one item per call, so a queue of small replies took one
+   * pass each). Producers are asked for more when they reach the head; a
+   * null closes once everything before it is sent.
+   */
   initiateSend(): void {
-    while (this.producerFifo.length > 0 && this.connected) {
-      const first = this.producerFifo[0];
+    const fifo = this.producerFifo;
+    while (fifo.length > 0 && this.connected) {
+      const first = fifo.peek()!;
       if (first === null) {
-        this.producerFifo.shift();
+        fifo.shift();
         this.handleClose();
         return;
       }
       if (!(first instanceof Uint8Array)) {
         const more = first.more();
         const data = more === undefined || more === null ? Buffer.alloc(0) : toBytes(more);
-        if (data.length > 0) this.producerFifo.unshift(data);
-        else this.producerFifo.shift();
+        if (data.length > 0) fifo.unshift(data);
+        else fifo.shift();
         continue;
       }
       if (first.length === 0) {
-        this.producerFifo.shift();
+        fifo.shift();
         continue;
       }
-      const obs = this.acOutBufferSize;
-      const data = first.length > obs ? first.subarray(0, obs) : first;
-      let sent: number;
+      const data = this.gather(first);
+      let sent: number | undefined;
       try {
         sent = this.send(data);
       } catch (err) {
         this.handleError(err);
         return;
       }
-      if (sent) {
-        if (sent < first.length) this.producerFifo[0] = first.subarray(sent);
-        else this.producerFifo.shift();
-      }
+      if (sent) this.consume(sent);
       return;
+    }
+  }
+
+  /**
+   * The next send's bytes: `first` alone (or its first acOutBufferSize
+   * bytes), or a copy of it and the queued bytes right behind it, up to
+   * acOutBufferSize. A copy, not a shared scratch: an overridden `send` may
+   * keep what it is given.
+   */
+  private gather(first: Uint8Array): Uint8Array {
+    const obs = this.acOutBufferSize;
+    if (first.length >= obs) return first.length > obs ? first.subarray(0, obs) : first;
+    const fifo = this.producerFifo;
+    const parts: Uint8Array[] = [first];
+    let total = first.length;
+    for (let i = 1; i < fifo.length && total < obs; i++) {
+      const item = fifo.at(i);
+      if (!(item instanceof Uint8Array)) break;
+      const take = Math.min(item.length, obs - total);
+      parts.push(take === item.length ? item : item.subarray(0, take));
+      total += take;
+    }
+    return parts.length === 1 ? first : Buffer.concat(parts, total);
+  }
+
+  /** Drops `n` sent bytes from the head of the queue. */
+  private consume(n: number): void {
+    const fifo = this.producerFifo;
+    let rest = n;
+    while (rest > 0) {
+      const item = fifo.peek();
+      if (!(item instanceof Uint8Array)) return; // a send override reported more than it was given
+      if (rest < item.length) {
+        fifo.setFirst(item.subarray(rest));
+        return;
+      }
+      rest -= item.length;
+      fifo.shift();
     }
   }
 
@@ -254,7 +316,9 @@ export class AsyncChat extends Dispatcher {
   discardBuffers(): void {
     this.acInBuffer = Buffer.alloc(0);
     this.incoming = [];
-    this.producerFifo = [];
+    const had = this.producerFifo.length > 0;
+    this.producerFifo.clear();
+    if (had) this.interestChanged();
   }
 }
 

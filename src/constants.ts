@@ -103,6 +103,22 @@ export const AI_ADDRCONFIG = u('AI_ADDRCONFIG');
 /** getaddrinfo flag: IPv4-mapped IPv6 addresses when no IPv6 one exists (with AF_INET6). */
 export const AI_V4MAPPED = u('AI_V4MAPPED');
 
+// getnameinfo flags, and its buffer sizes.
+/** getnameinfo flag: the host as a numeric address, never a name. */
+export const NI_NUMERICHOST = u('NI_NUMERICHOST');
+/** getnameinfo flag: the port as a number, never a service name. */
+export const NI_NUMERICSERV = u('NI_NUMERICSERV');
+/** getnameinfo flag: only the host part of a local name (no domain). */
+export const NI_NOFQDN = u('NI_NOFQDN');
+/** getnameinfo flag: fail (EAI_NONAME) when the host has no name, instead of returning the address. */
+export const NI_NAMEREQD = u('NI_NAMEREQD');
+/** getnameinfo flag: the service is a datagram one (UDP port names differ for a few ports). */
+export const NI_DGRAM = u('NI_DGRAM');
+/** getnameinfo: the largest host name it returns, in bytes (1025 on glibc). */
+export const NI_MAXHOST = u('NI_MAXHOST');
+/** getnameinfo: the largest service name it returns, in bytes (32 on glibc). */
+export const NI_MAXSERV = u('NI_MAXSERV');
+
 /** getaddrinfo error codes (negative on glibc), as in GaiError#errno. */
 export const EAI_NONAME = c.EAI_NONAME ?? -2;
 /** getaddrinfo: a temporary failure of name resolution; try again. */
@@ -117,6 +133,8 @@ export const EAI_SOCKTYPE = c.EAI_SOCKTYPE ?? -7;
 export const EAI_SERVICE = c.EAI_SERVICE ?? -8;
 /** getaddrinfo: a system error; see the GaiError's message. */
 export const EAI_SYSTEM = c.EAI_SYSTEM ?? -11;
+/** glibc's "address family for hostname not supported" (gethostbyname of an IPv6 literal). */
+export const EAI_ADDRFAMILY = c.EAI_ADDRFAMILY ?? -9;
 
 /** poll(2) event: data to read (or a connection to accept, or EOF). */
 export const POLLIN = u('POLLIN');

@@ -4,7 +4,8 @@
  * - `OSError`: a failed system call; `errno` is positive (as `os.constants.errno`),
  *   `code` its name ('ECONNREFUSED'), `syscall` the call, message `[Errno 111] Connection refused`.
  * - `SocketTimeout` (Python's `socket.timeout` / `TimeoutError`): a blocking call with a timeout ran out.
- * - `GaiError` (Python's `socket.gaierror`): getaddrinfo failed; `errno` is the negative EAI code.
+ * - `GaiError` (Python's `socket.gaierror`): getaddrinfo / getnameinfo failed; `errno` is the negative EAI code.
+ * - `HError` (Python's `socket.herror`): gethostbyaddr failed; `errno` is h_errno (1 HOST_NOT_FOUND …).
  * - `KeyError`: an fd or object that is not registered / not in a map.
  * - `ExitNow`: raised by a handler to leave `loop()`; never swallowed by `handleError`.
  */
@@ -81,7 +82,10 @@ export class SocketTimeout extends OSError {
   }
 }
 
-/** getaddrinfo failed (Python's `socket.gaierror`); `errno` keeps the EAI sign: e.g. -2 for EAI_NONAME. */
+/**
+ * getaddrinfo or getnameinfo failed (Python's `socket.gaierror`); `errno`
+ * keeps the EAI sign: e.g. -2 for EAI_NONAME. `syscall` names the call.
+ */
 export class GaiError extends Error {
   /** Always 'GaiError'. */
   override name = 'GaiError';
@@ -89,24 +93,56 @@ export class GaiError extends Error {
   readonly errno: number;
   /** The EAI code's name, e.g. 'EAI_NONAME' ('EAI_UNKNOWN' for a code this platform does not name). */
   readonly code: string;
-  /** Always 'getaddrinfo'. */
-  readonly syscall = 'getaddrinfo';
+  /** The call that failed: 'getaddrinfo' (or 'getnameinfo'). */
+  readonly syscall: string;
   /**
    * Makes the error for EAI code `eai`.
    * @param eai the EAI code
    * @param message gai_strerror's text
    * @param host the name that failed, appended as `: 'host'`
+   * @param syscall the call that failed
    */
-  constructor(eai: number, message: string, host?: string) {
+  constructor(eai: number, message: string, host?: string, syscall = 'getaddrinfo') {
     super(`[Errno ${eai}] ${message}${host ? `: '${host}'` : ''}`);
     this.errno = eai;
     this.code = gaiNames.get(eai) ?? 'EAI_UNKNOWN';
+    this.syscall = syscall;
+  }
+}
+
+/**
+ * gethostbyaddr found no name (Python's `socket.herror`): `errno` is h_errno
+ * (1 HOST_NOT_FOUND, 2 TRY_AGAIN, 3 NO_RECOVERY, 4 NO_DATA, -1
+ * NETDB_INTERNAL), `code` its name, message as Python's `[Errno 1] Unknown host`.
+ */
+export class HError extends Error {
+  /** Always 'HError'. */
+  override name = 'HError';
+  /** The h_errno value (not an errno). */
+  readonly errno: number;
+  /** Its name, e.g. 'HOST_NOT_FOUND' ('HOST_ERROR' for one this platform does not name). */
+  readonly code: string;
+  /** The call that failed, e.g. 'gethostbyaddr'. */
+  readonly syscall: string;
+  /**
+   * Makes the error for h_errno `herrno`.
+   * @param herrno the h_errno value
+   * @param message the resolver's text (hstrerror)
+   * @param syscall the call that failed
+   */
+  constructor(herrno: number, message: string, syscall = 'gethostbyaddr') {
+    super(`[Errno ${herrno}] ${message}`);
+    this.errno = herrno;
+    this.code = herrNames.get(herrno) ?? 'HOST_ERROR';
+    this.syscall = syscall;
   }
 }
 
 const gaiNames = new Map<number, string>();
+const herrNames = new Map<number, string>();
 for (const [name, num] of Object.entries(native.constants)) {
   if (name.startsWith('EAI_')) gaiNames.set(num, name);
+  if (['HOST_NOT_FOUND', 'TRY_AGAIN', 'NO_RECOVERY', 'NO_DATA', 'NETDB_INTERNAL'].includes(name) && !herrNames.has(num)) herrNames.set(num, name);
 }
 
 /** Python's KeyError: a descriptor or object that is not registered, a missing map entry. */

@@ -72,18 +72,13 @@ function fill(list: readonly FileLike[], into: Int32Array): Int32Array {
   return out;
 }
 
+/** The objects of `list` whose descriptor is ready, in input order; one listed twice is reported twice, as Python's. */
 function pick<T>(list: readonly T[], ready: Int32Array, n: number): T[] {
   if (n === 0) return [];
   const set = new Set<number>();
   for (let i = 0; i < n; i++) set.add(ready[i]!);
   const out: T[] = [];
-  for (const o of list) {
-    const fd = toFd(o);
-    if (set.has(fd)) {
-      out.push(o);
-      set.delete(fd);
-    }
-  }
+  for (const o of list) if (set.has(toFd(o))) out.push(o);
   return out;
 }
 

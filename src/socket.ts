@@ -14,9 +14,10 @@
  * Data: any Uint8Array; a string is sent as UTF-8.
  */
 import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
 import { native, type NativeAddress } from './native.js';
 import * as C from './constants.js';
-import { OSError, GaiError, SocketTimeout, check, closedError, errno as E } from './errors.js';
+import { OSError, GaiError, HError, SocketTimeout, check, closedError, errno as E } from './errors.js';
 
 export * from './constants.js';
 
@@ -77,11 +78,224 @@ export function getaddrinfo(
   if (host !== null && typeof host !== 'string') throw new TypeError('host must be a string or null');
   const p = port === null || port === undefined ? null : String(port);
   const r = native.getaddrinfo(host, p, family, type, proto, flags);
-  if (!Array.isArray(r)) {
-    if (r.eai === C.EAI_SYSTEM && r.errno) throw new OSError(r.errno, 'getaddrinfo');
-    throw new GaiError(r.eai, r.message, host ?? undefined);
-  }
+  if (!Array.isArray(r)) throw gaiFailure(r, 'getaddrinfo', host ?? undefined);
   return r as Array<[number, number, number, string, Address]>;
+}
+
+/** The error for a failed getaddrinfo / getnameinfo: OSError for EAI_SYSTEM, else GaiError. */
+function gaiFailure(r: { eai: number; errno: number; message: string }, syscall: string, host?: string): Error {
+  if (r.eai === C.EAI_SYSTEM && r.errno) return new OSError(r.errno, syscall);
+  return new GaiError(r.eai, r.message, host, syscall);
+}
+
+// ------------------------------------------------------------ host names
+//
+// Python's name functions, with its semantics: the same special names ('' is
+// the wildcard, '<broadcast>'), numeric addresses taken as they are, names
+// IDNA-encoded, then the blocking libc resolver (getaddrinfo(3),
+// gethostbyaddr_r(3), getnameinfo(3)), which reads /etc/hosts and DNS as
+// nsswitch.conf says. Where Python raises an OSError without an errno, the
+// OSError here has errno EINVAL and Python's message.
+
+/**
+ * Python's `socket.gethostname()`: this machine's host name, from
+ * gethostname(2). Throws OSError.
+ */
+export function gethostname(): string {
+  return check(native.gethostname(), 'gethostname');
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * A host name as Python's 'idna' codec encodes it for the resolver: ASCII
+ * labels as they are, others punycoded (node:url's UTS #46 domainToASCII;
+ * Python uses IDNA 2003, which differs only for rare characters such as ß).
+ * Every label but the last must be 1-63 characters, the last at most 63
+ * (a trailing dot is allowed): RangeError otherwise (Python: UnicodeError).
+ */
+function idnaName(name: string): string {
+  let ascii = name;
+  if (NON_ASCII.test(name)) {
+    ascii = name
+      .split('.')
+      .map((label) => {
+        if (!NON_ASCII.test(label)) return label;
+        const a = domainToASCII(label);
+        if (a === '') throw new RangeError(`encoding with 'idna' codec failed: ${JSON.stringify(label)}`);
+        return a;
+      })
+      .join('.');
+  }
+  if (ascii === '') return ascii;
+  const labels = ascii.split('.');
+  for (let i = 0; i < labels.length; i++) {
+    const n = labels[i]!.length;
+    if (n > 63 || (n === 0 && i < labels.length - 1))
+      throw new RangeError("encoding with 'idna' codec failed (UnicodeError: label empty or too long)");
+  }
+  return ascii;
+}
+
+function hostString(name: unknown, what: string): string {
+  if (typeof name !== 'string') throw new TypeError(`${what} must be a string, not ${typeName(name)}`);
+  return idnaName(name);
+}
+
+/**
+ * Python's `setipaddr`: the address `name` stands for, as [family, packed
+ * bytes]. '' is the wildcard (for AF_UNSPEC it must resolve to one address);
+ * '<broadcast>' and '255.255.255.255' are INADDR_BROADCAST; a numeric
+ * address is taken as it is; anything else is the first getaddrinfo answer.
+ */
+function hostAddress(name: string, family: number, syscall: string): [number, Buffer] {
+  if (name === '') {
+    const r = native.getaddrinfo(null, '0', family, C.SOCK_DGRAM, 0, C.AI_PASSIVE);
+    if (!Array.isArray(r)) throw gaiFailure(r, syscall);
+    if (r.length > 1) throw new OSError(E.EINVAL!, syscall, 'wildcard resolved to multiple address');
+    if (r.length === 0) throw new OSError(E.EAFNOSUPPORT!, syscall, 'unsupported address family');
+    return [r[0]![0], packed(r[0]![0], (r[0]![4] as [string, number])[0])];
+  }
+  if (name === '255.255.255.255' || name === '<broadcast>') return [C.AF_INET, Buffer.from([255, 255, 255, 255])];
+  if (family === C.AF_UNSPEC || family === C.AF_INET) {
+    const v4 = native.inetPton(C.AF_INET, name);
+    if (typeof v4 !== 'number') return [C.AF_INET, v4];
+  }
+  // An IPv6 address with a scope ("fe80::1%lo") goes to getaddrinfo, which knows interface names.
+  if ((family === C.AF_UNSPEC || family === C.AF_INET6) && !name.includes('%')) {
+    const v6 = native.inetPton(C.AF_INET6, name);
+    if (typeof v6 !== 'number') return [C.AF_INET6, v6];
+  }
+  const r = native.getaddrinfo(name, null, family, 0, 0, 0);
+  if (!Array.isArray(r)) throw gaiFailure(r, syscall);
+  if (r.length === 0) throw new OSError(E.EAFNOSUPPORT!, syscall, 'unknown address family');
+  const [fam, , , , addr] = r[0]!;
+  return [fam, packed(fam, (addr as [string, number])[0])];
+}
+
+function packed(family: number, text: string): Buffer {
+  return native.inetPton(family, text) as Buffer;
+}
+
+/**
+ * Python's `socket.gethostbyname(hostname)`: the IPv4 address of `hostname`
+ * as text. Numeric addresses come back as they are ('127.1' as getaddrinfo
+ * reads it), '' is '0.0.0.0', '<broadcast>' '255.255.255.255'. Blocks while
+ * the resolver works. Throws GaiError (no such name: EAI_NONAME; an IPv6
+ * literal: EAI_ADDRFAMILY), RangeError for a malformed name, TypeError.
+ */
+export function gethostbyname(hostname: string): string {
+  const [, addr] = hostAddress(hostString(hostname, 'hostname'), C.AF_INET, 'gethostbyname');
+  return native.inetNtop(C.AF_INET, addr) as string;
+}
+
+/**
+ * Python's `socket.gethostbyaddr(ipAddress)`: `[hostname, aliases,
+ * addresses]` for an address (a name is resolved first, as Python does),
+ * from gethostbyaddr_r(3) (/etc/hosts, then DNS). Blocks while the resolver
+ * works. Throws HError when no name is found (errno 1, 'Unknown host'),
+ * GaiError when a name does not resolve, OSError for '' (the wildcard has
+ * several addresses), RangeError for a malformed name, TypeError.
+ */
+export function gethostbyaddr(ipAddress: string): [string, string[], string[]] {
+  const [family, addr] = hostAddress(hostString(ipAddress, 'ipAddress'), C.AF_UNSPEC, 'gethostbyaddr');
+  const r = native.gethostbyaddr(family, addr);
+  if (!Array.isArray(r)) throw new HError(r.herrno, r.message);
+  const [name, aliases, addrtype, addresses] = r;
+  if (addrtype !== family) throw new OSError(E.EAFNOSUPPORT!, 'gethostbyaddr');
+  return [name, aliases, addresses];
+}
+
+/**
+ * Python's `socket.getfqdn(name = '')`: a fully qualified name for `name`
+ * (default, '0.0.0.0' and '::': this host). The first of gethostbyaddr's
+ * name and aliases that contains a dot, else its name; `name` itself
+ * (trimmed) when the lookup fails. Blocks while the resolver works.
+ * RangeError for a malformed name.
+ */
+export function getfqdn(name = ''): string {
+  if (typeof name !== 'string') throw new TypeError(`name must be a string, not ${typeName(name)}`);
+  let n = name.trim();
+  if (n === '' || n === '0.0.0.0' || n === '::') n = gethostname();
+  let found: [string, string[], string[]];
+  try {
+    found = gethostbyaddr(n);
+  } catch (err) {
+    if (err instanceof OSError || err instanceof GaiError || err instanceof HError) return n;
+    throw err;
+  }
+  const [hostname, aliases] = found;
+  return [hostname, ...aliases].find((a) => a.includes('.')) ?? hostname;
+}
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+const INT32_MIN = -0x80000000, INT32_MAX = 0x7fffffff;
+
+/**
+ * Python's `socket.getnameinfo(sockaddr, flags)`: `[host, service]` for
+ * `[host, port]` or `[host, port, flowinfo, scopeId]`, where host is a
+ * numeric address (no name is resolved on the way in). `flags`: NI_*
+ * (NI_NUMERICHOST, NI_NUMERICSERV, NI_NAMEREQD, NI_NOFQDN, NI_DGRAM). The
+ * port goes to the resolver as text, as in Python (70000 is port 4464).
+ * Blocks while the resolver works. Throws GaiError (a host that is not
+ * numeric, NI_NAMEREQD without a name: EAI_NONAME), OSError for an IPv4
+ * address with four fields, TypeError for a malformed sockaddr, RangeError
+ * for a flowinfo outside 0-1048575 or numbers outside 32 bits (Python:
+ * OverflowError). The scope id is taken modulo 2^32, as Python's.
+ */
+export function getnameinfo(
+  sockaddr: [string, number] | [string, number, number, number] | [string, number, number?, number?],
+  flags: number,
+): [string, string] {
+  if (!Array.isArray(sockaddr)) throw new TypeError('getnameinfo() argument 1 must be an array [host, port, flowinfo?, scopeId?]');
+  const [host, port, flowinfo = 0, scopeId = 0] = sockaddr as unknown[];
+  if (sockaddr.length < 2 || sockaddr.length > 4 || typeof host !== 'string' || !isInt(port) || !isInt(flowinfo) || !isInt(scopeId))
+    throw new TypeError('getnameinfo(): illegal sockaddr argument');
+  if (!isInt(flags)) throw new TypeError('flags must be an integer');
+  if (flags < INT32_MIN || flags > INT32_MAX || port < INT32_MIN || port > INT32_MAX) throw new RangeError('signed integer is greater than maximum');
+  const flow = Number(BigInt.asUintN(32, BigInt(flowinfo)));
+  if (flow > 0xfffff) throw new RangeError('getnameinfo(): flowinfo must be 0-1048575.');
+  const scope = Number(BigInt.asUintN(32, BigInt(scopeId)));
+  const r = native.getaddrinfo(host, String(port), C.AF_UNSPEC, C.SOCK_DGRAM, 0, C.AI_NUMERICHOST);
+  if (!Array.isArray(r)) throw gaiFailure(r, 'getnameinfo');
+  if (r.length !== 1) throw new OSError(E.EINVAL!, 'getnameinfo', 'sockaddr resolved to multiple addresses');
+  const [family, , , , addr] = r[0]!;
+  const [h, p] = addr as [string, number];
+  if (family === C.AF_INET && sockaddr.length !== 2) throw new OSError(E.EINVAL!, 'getnameinfo', 'IPv4 sockaddr must be 2 tuple');
+  const out = native.getnameinfo(family, family === C.AF_INET6 ? [h, p, flow, scope] : [h, p], flags);
+  if (!Array.isArray(out)) throw gaiFailure(out, 'getnameinfo');
+  return out;
+}
+
+/**
+ * Python's `socket.inet_pton(family, ipString)`: the packed address (4 bytes
+ * for AF_INET, 16 for AF_INET6). Throws OSError EINVAL ('illegal IP address
+ * string passed to inet_pton'; Python's OSError has no errno) for text that
+ * is not an address of that family, OSError EAFNOSUPPORT for another family,
+ * TypeError for a non-string.
+ */
+export function inetPton(family: number, ipString: string): Buffer {
+  if (!isInt(family)) throw new TypeError('family must be an integer');
+  if (typeof ipString !== 'string') throw new TypeError(`inet_pton() argument 2 must be a string, not ${typeName(ipString)}`);
+  const r = native.inetPton(family, ipString);
+  if (r === 0) throw new OSError(E.EINVAL!, 'inet_pton', 'illegal IP address string passed to inet_pton');
+  return check(r, 'inet_pton');
+}
+
+/**
+ * Python's `socket.inet_ntop(family, packedIp)`: the text form of a packed
+ * address (4 bytes for AF_INET, 16 for AF_INET6). RangeError for another
+ * length ('invalid length of packed IP address string') or another family
+ * ('unknown address family'; Python: ValueError), TypeError for a
+ * non-bytes argument.
+ */
+export function inetNtop(family: number, packedIp: Uint8Array): string {
+  if (!isInt(family)) throw new TypeError('family must be an integer');
+  if (!ArrayBuffer.isView(packedIp)) throw new TypeError(`a bytes-like object is required, not ${typeName(packedIp)}`);
+  const b = toBytes(packedIp);
+  if (family !== C.AF_INET && family !== C.AF_INET6) throw new RangeError(`unknown address family ${family}`);
+  if (b.byteLength !== (family === C.AF_INET ? 4 : 16)) throw new RangeError('invalid length of packed IP address string');
+  return check(native.inetNtop(family, b), 'inet_ntop');
 }
 
 function checkPort(port: unknown): number {

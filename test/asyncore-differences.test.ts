@@ -439,6 +439,72 @@ describe.each(backends)('deliberate differences under %s', (backend) => {
       socks.closeAll();
     }
   });
+
+  it('difference: after d.delChannel(otherMap), d.close() still removes d from its own map (Python leaves the closed channel in it)', () => {
+    const own = new ChannelMap();
+    const other = new ChannelMap();
+    const socks = closeLater();
+    try {
+      const [a, aPeer] = socks.add(...socketpair());
+      const d = new Recorder(a, own);
+      const fd = a.fileno();
+      d.addChannel(other);
+      expect(other.get(fd)).toBe(d);
+      d.delChannel(other);
+      // Leaving another map does not forget the descriptor: the own map still holds d.
+      expect(other.has(fd)).toBe(false);
+      expect(d.fileno()).toBe(fd);
+      expect(own.get(fd)).toBe(d);
+      // The channel still works in its own map.
+      aPeer.sendall('x');
+      pass(own, backend);
+      expect(Buffer.concat(d.data).toString()).toBe('x');
+      d.close();
+      expect(own.size).toBe(0);
+      expect(d.fileno()).toBeNull();
+      expect(a.closed).toBe(true);
+      // A pass over the emptied map has nothing to dispatch (no closed descriptor left behind).
+      pass(own, backend, 0);
+      expect(d.reads).toBe(1);
+    } finally {
+      closeAll(own);
+      closeAll(other);
+      socks.closeAll();
+    }
+  });
+
+  it('difference: close() leaves every map the channel joined; a channel moved to another map keeps its descriptor', () => {
+    const own = new ChannelMap();
+    const other = new ChannelMap();
+    const socks = closeLater();
+    try {
+      const [a, aPeer] = socks.add(...socketpair());
+      const fd = a.fileno();
+      const d = new Recorder(a, own);
+      // Moved: joins `other`, leaves its own map. Python forgets the descriptor here.
+      d.addChannel(other);
+      d.delChannel();
+      expect(own.has(fd)).toBe(false);
+      expect(d.fileno()).toBe(fd);
+      aPeer.sendall('y');
+      pass(other, backend);
+      expect(Buffer.concat(d.data).toString()).toBe('y');
+      d.close();
+      expect(other.size).toBe(0);
+      expect(d.fileno()).toBeNull();
+      // In its own map only, delChannel() forgets the descriptor, as Python's del_channel.
+      const [b] = socks.add(...socketpair());
+      const e = new Recorder(b, own);
+      e.delChannel();
+      expect(own.size).toBe(0);
+      expect(e.fileno()).toBeNull();
+      b.close();
+    } finally {
+      closeAll(own);
+      closeAll(other);
+      socks.closeAll();
+    }
+  });
 });
 
 describe.skipIf(!HAVE_EPOLL)('epoll pass (Linux only: epoll(7) does not exist elsewhere)', () => {

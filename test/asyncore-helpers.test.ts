@@ -192,14 +192,14 @@ describe('helper functions', () => {
   function spamHater(): never { throw new TypeError("I don't like spam!"); } // MARK:throw-line
   function callsSpamHater(): never { return spamHater(); } // MARK:outer-line
 
-  it('compactTraceback: [[file, function, line], type, message, info] with the innermost frame first', () => {
+  it('compactTraceback: [[file, function, line], type, error, info] with the innermost frame first', () => {
     let err: unknown;
     try {
       callsSpamHater();
     } catch (e) {
       err = e;
     }
-    const [[file, fn, line], type, message, info] = compactTraceback(err);
+    const [[file, fn, line], type, value, info] = compactTraceback(err);
     const here = fileURLPath();
     const src = readFileSync(here, 'utf8').split('\n');
     const throwLine = String(src.findIndex((l) => l.includes('MARK:throw-line')) + 1);
@@ -208,7 +208,8 @@ describe('helper functions', () => {
     expect(fn).toBe('spamHater');
     expect(line).toBe(throwLine);
     expect(type).toBe('TypeError');
-    expect(message).toBe("I don't like spam!");
+    expect(value).toBe(err);
+    expect(value.message).toBe("I don't like spam!");
     // info: every frame, outermost first, so the throwing frame closes the list.
     const inner = `[${file}|spamHater|${throwLine}]`;
     const outer = `[${file}|callsSpamHater|${outerLine}]`;
@@ -216,6 +217,23 @@ describe('helper functions', () => {
     expect(info.indexOf(outer)).toBeGreaterThanOrEqual(0);
     expect(info.indexOf(outer)).toBeLessThan(info.indexOf(inner));
     expect(info).toMatch(/^(\[[^|\]]+\|[^|\]]+\|\d+\])( \[[^|\]]+\|[^|\]]+\|\d+\])*$/);
+  });
+
+  it('compactTraceback(err) returns the exception object itself as its value, as Python returns the exception instance', () => {
+    class Spam extends Error {
+      readonly extra = 42;
+    }
+    const err = new Spam('eggs');
+    const [, type, value] = compactTraceback(err);
+    // Python: (file, function, line), t, v, info with v the instance (v.args, attributes intact).
+    expect(type).toBe('Error');
+    expect(value).toBe(err);
+    expect(value).toBeInstanceOf(Spam);
+    expect((value as Spam).extra).toBe(42);
+    // An error without frames (its stack cut away) is still returned as itself.
+    const bare = new RangeError('no frames');
+    bare.stack = 'RangeError: no frames';
+    expect(compactTraceback(bare)[2]).toBe(bare);
   });
 
   it('compactTraceback refuses a value without a stack (Python: "traceback does not exist")', () => {
@@ -358,6 +376,37 @@ describe('DispatcherWithSend', () => {
       }
     }
   }
+
+  it('DispatcherWithSend#send returns undefined (Python: None), and is typed so', () => {
+    const map = new ChannelMap();
+    const [a, b] = socketpair();
+    try {
+      const d = new NoReadSender(a, map);
+      const r: undefined = d.send('queued');
+      expect(r).toBeUndefined();
+      // @ts-expect-error -- the type says there is no count to read
+      const n: number = d.send('more');
+      expect(n).toBeUndefined();
+      b.setblocking(false);
+      expect(b.recv(100).toString()).toBe('queuedmore');
+      // A plain Dispatcher returns the count; a subclass may narrow the type to number.
+      const plain = new Dispatcher(b, map);
+      expect(plain.send('back')).toBe(4);
+      class Counts extends Dispatcher {
+        override send(data: string): number {
+          return super.send(data) ?? 0;
+        }
+      }
+      const [x, y] = socketpair();
+      const counted: number = new Counts(x, map).send('four');
+      expect(counted).toBe(4);
+      y.close();
+    } finally {
+      closeAll(map);
+      a.close();
+      b.close();
+    }
+  });
 
   it('send queues data that the loop delivers over a real connection; outBuffer drains', () => {
     const map = new ChannelMap();

@@ -17,7 +17,9 @@ import {
 } from '../src/cli/socks5.js';
 import type { LookupAddress, Resolver } from '../src/cli/address.js';
 import { errno as E } from '../src/errors.js';
-import { AF_INET, AF_INET6 } from '../src/constants.js';
+import { AF_INET, AF_INET6, SOCK_STREAM } from '../src/constants.js';
+import { Socket } from '../src/socket.js';
+import { select } from '../src/select.js';
 
 trackFds();
 afterEach(() => killAll());
@@ -274,8 +276,96 @@ describe('SOCKS5 server with authentication (in-process)', () => {
   });
 });
 
+/**
+ * A port on 127.0.0.1 that never answers a SYN: a listener with backlog 0
+ * whose one accept-queue slot a connection already holds and that never
+ * accepts. Linux drops SYNs while the accept queue is full (SYN cookies do
+ * not apply), so a connect there hangs; checked here with a probe.
+ */
+function blackHole(): { port: number; close(): void } {
+  const l = new Socket(AF_INET, SOCK_STREAM);
+  const filler = new Socket(AF_INET, SOCK_STREAM);
+  const probe = new Socket(AF_INET, SOCK_STREAM);
+  const close = () => [probe, filler, l].forEach((s) => s.close());
+  try {
+    l.bind(['127.0.0.1', 0]);
+    l.listen(0);
+    filler.setblocking(false);
+    filler.connectEx(l.getsockname());
+    const [, ready] = select([], [filler], [], 2);
+    expect(ready, 'the filler connection takes the one queue slot').toHaveLength(1);
+    probe.setblocking(false);
+    probe.connectEx(l.getsockname());
+    const [, probed] = select([], [probe], [], 0.3);
+    expect(probed, 'a connect to the black hole must hang').toHaveLength(0);
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { port: (l.getsockname() as [string, number])[1], close };
+}
+
+describe('SOCKS5 timeouts (in-process)', () => {
+  it('--connect-timeout bounds the name lookup once the request is complete: 0x04, not the handshake timeout\'s EOF', async () => {
+    // A lookup that never answers; the handshake timeout (0.3 s) must not cut it short.
+    const never: Resolver = () => new Promise<LookupAddress[]>(() => {});
+    const server = new Socks5Server({ resolver: never, connectTimeout: 1, handshakeTimeout: 0.3 });
+    const addr = await server.listen({ kind: 'inet', host: '127.0.0.1', port: 0 });
+    const running = server.run({ backend: 'epoll' });
+    const s = await connect(addr);
+    try {
+      const t0 = performance.now();
+      s.write(Buffer.concat([Buffer.from([5, 1, 0]), connectReq(3, domain('hang.test'), 80)]));
+      expect(await readN(s, 2)).toEqual(Buffer.from([5, 0]));
+      const reply = await readN(s, 10, 5000);
+      const secs = (performance.now() - t0) / 1000;
+      expect(reply[1]).toBe(REP.HOST_UNREACHABLE);
+      expect(secs).toBeGreaterThan(0.9);
+      expect(secs).toBeLessThan(4);
+    } finally {
+      s.destroy();
+      server.close();
+      await running;
+    }
+  });
+});
+
 describe('asyncore-native socks5 (spawned), CLI only', () => {
   // The black-box suite shared with the ThreadingTCPServer example is test/socks5-shared.test.ts.
+  it('the handshake timeout stops once the request is complete: with --handshake-timeout 1 --connect-timeout 3 and a black-hole upstream the client gets 0x04 at ~3 s, not EOF at 1 s', async () => {
+    const hole = blackHole();
+    try {
+      const p = await startCli(['socks5', '--listen', '127.0.0.1:0', '--handshake-timeout', '1', '--connect-timeout', '3']);
+      const s = await connect(p.address);
+      // A second client that never completes its request: the handshake timeout still closes it.
+      const idle = await connect(p.address);
+      try {
+        const t0 = performance.now();
+        idle.write(Buffer.from([5, 1, 0]));
+        const idleDone = readAll(idle, 10_000).then((r) => ({ ...r, secs: (performance.now() - t0) / 1000 }));
+        s.write(Buffer.concat([Buffer.from([5, 1, 0]), connectReq(1, ipv4('127.0.0.1'), hole.port)]));
+        expect(await readN(s, 2)).toEqual(Buffer.from([5, 0]));
+        const reply = await readN(s, 10, 10_000);
+        const secs = (performance.now() - t0) / 1000;
+        expect(reply[0]).toBe(5);
+        expect(reply[1], 'reply code').toBe(REP.HOST_UNREACHABLE);
+        expect(secs).toBeGreaterThan(2.5);
+        expect(secs).toBeLessThan(8);
+        const i = await idleDone;
+        expect(i.data).toEqual(Buffer.from([5, 0]));
+        expect(i.error).toBeNull();
+        expect(i.secs).toBeGreaterThan(0.8);
+        expect(i.secs).toBeLessThan(2.5);
+      } finally {
+        s.destroy();
+        idle.destroy();
+        await p.stop('SIGTERM');
+      }
+    } finally {
+      hole.close();
+    }
+  });
+
   it('--verbose logs one open and one close line per client, with the destination and the reply code', async () => {
     const p = await startCli(['socks5', '--listen', '127.0.0.1:0', '--verbose']);
     try {

@@ -242,6 +242,12 @@ const nativeSpecs: Record<string, Spec> = {
   getFlag: { args: [fdOrOwn(OWN_SOCK), A] },
   getaddrinfo: { args: [fc.oneof(safeHost, A.filter((v) => typeof v !== 'string')), A, A, A, A, A] },
   strerror: { args: [A] },
+  gethostname: { args: [A] },
+  // Addresses that resolve from /etc/hosts only, so the fuzzing sends no DNS queries.
+  getnameinfo: { args: [A, fc.oneof(fc.constant(['127.0.0.1', 80]), A.filter((v) => !Array.isArray(v))), A] },
+  gethostbyaddr: { args: [A, fc.oneof(fc.constant(Buffer.from([127, 0, 0, 1])), A.filter((v) => !(ArrayBuffer.isView(v) && [4, 16].includes(v.byteLength))))] },
+  inetPton: { args: [A, fc.oneof(safeHost, A)] },
+  inetNtop: { args: [A, A] },
   select: { args: [A, A, A, A, A, A, T, A] },
   poll: { args: [A, A, T, A, A] },
   epollCreate: { args: [A], creates: 'fd' },

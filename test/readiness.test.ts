@@ -451,15 +451,34 @@ describe('poll semantics', () => {
 });
 
 describe('select()', () => {
-  it('returns the objects given, not their numbers, and a duplicate once', () => {
+  it('returns the objects given, not their numbers', () => {
     const [a, b] = socketpair();
     try {
       a.sendall('x');
-      const [r, w, x] = select([b, b], [a], [], 1);
+      const [r, w, x] = select([b], [a], [], 1);
       expect(r).toEqual([b]);
       expect(r[0]).toBe(b);
       expect(w).toEqual([a]);
       expect(x).toEqual([]);
+    } finally {
+      closeAll(a, b);
+    }
+  });
+  it('select([b, a, b], …) reports an object listed twice twice, in input order, as Python does', () => {
+    const [a, b] = socketpair();
+    try {
+      // Python 3.11: select.select([b, a, b], [b, a, b], [], 0) -> ([], [b, a, b], []) for an idle pair.
+      const [r0, w0] = select([b, a, b], [b, a, b], [], 0);
+      expect(r0).toEqual([]);
+      expect(w0.map((s) => s.fileno())).toEqual([b.fileno(), a.fileno(), b.fileno()]);
+      a.sendall('x');
+      const [r] = select([b, a, b], [], [], 1);
+      expect(r).toHaveLength(2);
+      expect(r[0]).toBe(b);
+      expect(r[1]).toBe(b);
+      // Numbers too, each occurrence in its place.
+      const [rn] = select([a.fileno(), b.fileno(), a.fileno(), b.fileno()], [], [], 1);
+      expect(rn).toEqual([b.fileno(), b.fileno()]);
     } finally {
       closeAll(a, b);
     }

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { trackFds } from './helpers/fds.js';
 import { closedPort, families, HAVE_IPV6, listener, thrown, unixPath } from './helpers/net.js';
 import { native } from '../src/native.js';
-import { OSError, SocketTimeout, GaiError, KeyError, ExitNow, errno as E, errorcode, strerror } from '../src/errors.js';
+import { OSError, SocketTimeout, GaiError, HError, KeyError, ExitNow, errno as E, errorcode, strerror } from '../src/errors.js';
 import {
   Socket, socketpair, getaddrinfo, closeFd, createConnection,
   AF_INET, AF_INET6, AF_UNIX, SOCK_STREAM, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_REUSEADDR, SO_RCVBUF,
@@ -497,6 +497,7 @@ describe('errors', () => {
       [new OSError(E.EPIPE, 'send'), 'OSError', 'EPIPE'],
       [new SocketTimeout('recv'), 'SocketTimeout', 'ETIMEDOUT'],
       [new GaiError(EAI_NONAME, 'Name or service not known', 'x'), 'GaiError', 'EAI_NONAME'],
+      [new HError(1, 'Unknown host'), 'HError', 'HOST_NOT_FOUND'],
       [new KeyError(5), 'KeyError', 'ERR_KEY'],
       [new ExitNow(), 'ExitNow', 'ERR_EXIT_NOW'],
     ];
@@ -507,6 +508,7 @@ describe('errors', () => {
     }
     expect(new SocketTimeout()).toBeInstanceOf(OSError);
     expect(new GaiError(EAI_NONAME, 'm')).not.toBeInstanceOf(OSError);
+    expect(new HError(1, 'm')).not.toBeInstanceOf(OSError);
   });
 
   it('an unresolvable name ("no-such-host.invalid") is a GaiError from getaddrinfo and connect', () => {

@@ -34,8 +34,9 @@ const running = new WeakSet<SocketMap>();
  *
  * Channels added or removed from other callbacks take effect on the next
  * pass at once. A channel whose `writable()` answer changes because of
- * something outside a handler (a timer queuing data) should say so with
- * `notifyMap(map, 'interest', fd)` (DispatcherWithSend and AsyncChat do).
+ * something outside a handler (a timer queuing data) says so with
+ * `interestChanged()` (DispatcherWithSend and AsyncChat do it themselves);
+ * that also starts a pass. See the README's "The loop's cost model".
  * One loopAsync per map at a time (Error otherwise). Linux (epoll) only.
  */
 export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {

@@ -10,6 +10,8 @@
  * handleAccept, handleAccepted(sock, addr), handleClose, handleError(err).
  *
  * Deliberate differences from Python (see README):
+ * - the default `handleExpt` reads and drops the urgent byte (Python's only
+ *   warns, and the level-triggered POLLPRI then fires on every pass);
  * - `recv` returns an empty Buffer on EAGAIN without closing;
  * - `handleClose` runs at most once per connection, however it is reached;
  * - strings are accepted wherever bytes are (UTF-8).
@@ -19,6 +21,9 @@ import * as C from '../constants.js';
 import { OSError, check, errno as E, errorcode, strerror } from '../errors.js';
 import { Socket, toBytes, type Address, type BytesLike } from '../socket.js';
 import { ChannelMap, notifyMap, socketMap, type Channel, type SocketMap } from './map.js';
+import { Fifo } from './fifo.js';
+
+const CONNECTED = 1, ACCEPTING = 2, CONNECTING = 4;
 
 /** Errnos that mean the peer is gone: send/recv close the channel instead of throwing. */
 export const DISCONNECTED: ReadonlySet<number> = new Set(
@@ -50,6 +55,9 @@ const SLAB_VIEW_MIN = 8192;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 let slabOff = 0;
 
+/** Where the default handleExpt reads the urgent byte it drops. */
+const urgentByte = Buffer.alloc(1);
+
 /** Raw, non-throwing I/O on a descriptor: sockets use send/recv, files read/write. */
 interface RawIo {
   send(fd: number, b: Uint8Array, off: number, len: number): number;
@@ -75,10 +83,20 @@ export interface SocketLike {
 
 /** asyncore's `dispatcher`: a nonblocking socket in a map, driven by `loop()`. */
 export class Dispatcher implements Channel {
+  /**
+   * Declares that this class's `readable()` / `writable()` answers change
+   * only through the library (connect, listen, close, queued output) or an
+   * `interestChanged()` call, so the loop may keep the last answers between
+   * passes (see README, "The loop's cost model"). A subclass that overrides
+   * either method is asked on every pass, as asyncore does, until it
+   * declares `static override reportsInterest = true` itself (and then
+   * calls `interestChanged()` whenever an answer may change outside its own
+   * handlers). Declaring `false` opts a class out.
+   */
+  static reportsInterest = true;
+
   debug = false;
-  connected = false;
-  accepting = false;
-  connecting = false;
+  private state = 0;
   closing = false;
   /** The peer's address (connect / accepted) or the bound one. */
   addr: Address | null = null;
@@ -90,6 +108,9 @@ export class Dispatcher implements Channel {
   protected _fileno: number | null = null;
   private io: RawIo | null = null;
   private closeHandled = false;
+  private exptWarned = false;
+  /** Maps other than its own that the channel joined (`addChannel(map)`); null, the usual case, for none. */
+  private otherMaps: SocketMap[] | null = null;
 
   /**
    * `sock`: an existing socket (made nonblocking, added to the map, and
@@ -122,6 +143,38 @@ export class Dispatcher implements Channel {
     }
   }
 
+  /** Connected to a peer (set by connect / accept, cleared by close). */
+  get connected(): boolean {
+    return (this.state & CONNECTED) !== 0;
+  }
+  set connected(v: boolean) {
+    this.setState(CONNECTED, v);
+  }
+  /** Listening: never asked for writability. */
+  get accepting(): boolean {
+    return (this.state & ACCEPTING) !== 0;
+  }
+  set accepting(v: boolean) {
+    this.setState(ACCEPTING, v);
+  }
+  /** A nonblocking connect is in progress. */
+  get connecting(): boolean {
+    return (this.state & CONNECTING) !== 0;
+  }
+  set connecting(v: boolean) {
+    this.setState(CONNECTING, v);
+  }
+
+  // The loop's cached readable()/writable() answers may depend on these
+  // states (DispatcherWithSend#writable reads `connected`; the loop never
+  // asks an accepting channel for writability): a change is announced.
+  private setState(bit: number, v: boolean): void {
+    const next = v ? this.state | bit : this.state & ~bit;
+    if (next === this.state) return;
+    this.state = next;
+    this.interestChanged();
+  }
+
   toString(): string {
     const status = [this.constructor.name];
     if (this.accepting && this.addr) status.push('listening');
@@ -140,17 +193,34 @@ export class Dispatcher implements Channel {
     if (this._fileno === null) return;
     m.set(this._fileno, this);
     if (!(m instanceof ChannelMap)) notifyMap(m, 'add', this._fileno, this);
+    if (m !== this._map) {
+      this.otherMaps ??= [];
+      if (!this.otherMaps.includes(m)) this.otherMaps.push(m);
+    }
   }
 
-  /** Leaves `map` (default: the dispatcher's map); the descriptor is forgotten. */
+  /**
+   * Leaves `map` (default: the dispatcher's own map). The descriptor is
+   * forgotten (`fileno()` becomes null) once the channel is in none of the
+   * maps it joined: after `delChannel(otherMap)` its own map still holds it,
+   * and `close()` removes it from there. (Python forgets the descriptor on
+   * any del_channel, so a later close() leaves the closed channel in its map.)
+   */
   delChannel(map?: SocketMap): void {
     const m = map ?? this._map;
     const fd = this._fileno;
-    if (fd !== null && m.get(fd) === this) {
+    if (fd === null) return;
+    if (m.get(fd) === this) {
       m.delete(fd);
       if (!(m instanceof ChannelMap)) notifyMap(m, 'delete', fd, this);
     }
-    this._fileno = null;
+    const others = this.otherMaps;
+    if (others !== null && m !== this._map) {
+      const i = others.indexOf(m);
+      if (i >= 0) others.splice(i, 1);
+      if (others.length === 0) this.otherMaps = null;
+    }
+    if (this.otherMaps === null && this._map.get(fd) !== this) this._fileno = null;
   }
 
   /** Creates a nonblocking socket and joins the map. */
@@ -243,8 +313,10 @@ export class Dispatcher implements Channel {
   /**
    * Sends what the kernel takes now; returns the count. 0 on EWOULDBLOCK;
    * a disconnection errno calls handleClose and returns 0; others throw.
+   * (The type admits undefined because DispatcherWithSend's send queues and
+   * returns undefined, Python's None; a subclass may narrow it to number.)
    */
-  send(data: BytesLike): number {
+  send(data: BytesLike): number | undefined {
     const b = toBytes(data);
     return this.sendBytes(b, 0, b.byteLength);
   }
@@ -330,12 +402,13 @@ export class Dispatcher implements Channel {
     throw new OSError(err, 'recv');
   }
 
-  /** Leaves the map and closes the socket (ENOTCONN / EBADF ignored). */
+  /** Leaves every map it joined and closes the socket (ENOTCONN / EBADF ignored). */
   close(): void {
     this.connected = false;
     this.accepting = false;
     this.connecting = false;
     this.delChannel();
+    if (this.otherMaps !== null) for (const m of [...this.otherMaps]) this.delChannel(m);
     if (this.socket !== null) {
       try {
         this.socket.close();
@@ -345,8 +418,15 @@ export class Dispatcher implements Channel {
     }
   }
 
-  /** Tells a running `loopAsync` that `readable()` / `writable()` may have changed. */
-  protected interestChanged(): void {
+  /**
+   * Tells the loops that this channel's `readable()` / `writable()` answers
+   * may have changed: the next pass asks it again (and a running
+   * `loopAsync` starts a pass). A class that declares `reportsInterest`
+   * calls it whenever an answer may change outside its own handlers (a
+   * timer queued data, another channel's buffer drained); the library's own
+   * classes do. Cheap; calling it needlessly costs one extra question.
+   */
+  interestChanged(): void {
     if (this._fileno !== null) notifyMap(this._map, 'interest', this._fileno, this);
   }
 
@@ -399,18 +479,65 @@ export class Dispatcher implements Channel {
   /** Logs a compact traceback of `err` and closes the channel. */
   handleError(err?: unknown): void {
     const [, type, value, info] = compactTraceback(err);
+    // The message, not String(value): that would repeat the type ("RangeError: …").
+    const text = value.message;
     let self: string;
     try {
       self = String(this);
     } catch {
       self = `<toString() failed for ${this.constructor.name}>`;
     }
-    this.logInfo(`uncaptured exception, closing channel ${self} (${type}:${value} ${info})`, 'error');
+    this.logInfo(`uncaptured exception, closing channel ${self} (${type}:${text} ${info})`, 'error');
     this.handleClose();
   }
 
+  /**
+   * Hook: urgent ("out-of-band") data arrived (POLLPRI / EPOLLPRI, or
+   * select's exceptional set). The default reads the urgent byte and drops
+   * it, and warns once per channel ('unhandled incoming priority event', as
+   * asyncore). Reading it is what ends the condition: the kernel reports
+   * POLLPRI until the byte is read (tcp(7)), so asyncore's default, which
+   * only warns, makes every backend spin on a single byte. An override that
+   * wants the byte reads it with `socket.recv(1, MSG_OOB)`.
+   */
   handleExpt(): void {
-    this.logInfo('unhandled incoming priority event', 'warning');
+    if (!this.exptWarned) {
+      this.exptWarned = true;
+      this.logInfo('unhandled incoming priority event', 'warning');
+    }
+    this.discardUrgent();
+  }
+
+  /**
+   * Reads and drops the pending urgent byte (recv with MSG_OOB). Not an
+   * error when there is none to read: EINVAL (it was read already, or
+   * SO_OOBINLINE put it in the normal stream, where handleRead gets it),
+   * EAGAIN (only the urgent pointer has arrived; tcp(7)), EOPNOTSUPP (a
+   * socket type without urgent data). A disconnection errno calls
+   * handleClose; any other errno throws OSError. Files have no urgent data.
+   */
+  protected discardUrgent(): void {
+    let r: number;
+    if (this.io === socketIo && this._fileno !== null) {
+      r = native.recv(this._fileno, urgentByte, 0, 1, C.MSG_OOB);
+    } else if (this.io === null && this.socket !== null && typeof this.socket.recv === 'function') {
+      try {
+        r = this.socket.recv(1, C.MSG_OOB).length;
+      } catch (err) {
+        if (!(err instanceof OSError)) throw err;
+        r = -err.errno;
+      }
+    } else {
+      return;
+    }
+    if (r >= 0) return;
+    const err = -r;
+    if (err === E.EINVAL || err === EAGAIN || err === EWOULDBLOCK || err === E.EOPNOTSUPP) return;
+    if (DISCONNECTED.has(err)) {
+      this.handleClose();
+      return;
+    }
+    throw new OSError(err, 'recv');
   }
   handleRead(): void {
     this.logInfo('unhandled read event', 'warning');
@@ -435,43 +562,92 @@ export class Dispatcher implements Channel {
   }
 }
 
-/** A dispatcher with an output buffer: `send()` queues and sends as the socket allows. */
+/** The most a DispatcherWithSend sends per writable event (asyncore's 64 KiB). */
+const SEND_MAX = 65536;
+// Where small queued chunks are gathered for one send(2): the send is
+// synchronous, so every DispatcherWithSend can share it.
+const gatherBuf = Buffer.allocUnsafeSlow(SEND_MAX);
+
+/**
+ * A dispatcher with an output buffer: `send()` queues and sends as the
+ * socket allows. The queue is a `Fifo` of private copies, O(1) per chunk
+ * however long a slow peer lets it grow; each writable event sends up to
+ * 64 KiB, gathered from as many queued chunks as it takes (asyncore sends
+ * `out_buffer[:65536]`).
+ */
 export class DispatcherWithSend extends Dispatcher {
-  private chunks: Uint8Array[] = [];
+  /** Its `writable()` reads the queue and `connected`, both announced on change. */
+  static override reportsInterest = true;
+
+  private chunks = new Fifo<Uint8Array>();
+  /** How much of the first chunk was sent already. */
   private head = 0;
   private pending = 0;
 
-  /** The bytes not yet sent (a copy). */
+  /** The bytes not yet sent (a copy); assigning replaces them. */
   get outBuffer(): Buffer {
-    const parts = this.chunks.map((c, i) => (i === 0 ? c.subarray(this.head) : c));
+    const parts: Uint8Array[] = [];
+    let i = 0;
+    for (const c of this.chunks) parts.push(i++ === 0 ? c.subarray(this.head) : c);
     return Buffer.concat(parts);
   }
   set outBuffer(data: BytesLike) {
     const b = toBytes(data);
-    this.chunks = b.byteLength ? [b] : [];
+    const wasIdle = this.pending === 0;
+    this.chunks.clear();
+    if (b.byteLength > 0) this.chunks.push(Buffer.from(b));
     this.head = 0;
     this.pending = b.byteLength;
+    if (wasIdle !== (this.pending === 0)) this.interestChanged();
   }
 
   /**
-   * Sends up to 64 KiB of the buffer now. While a connect is in progress the
+   * Sends up to 64 KiB of the buffer now, in one send(2): small queued
+   * chunks are gathered into one (measured against a native sendmsg(2) over
+   * the chunks: see bench/README.md). While a connect is in progress the
    * data waits for it (Python sends on the connecting socket and can raise
    * ECONNREFUSED from send; here the refusal reaches handleConnectEvent).
    */
   initiateSend(): void {
-    if (this.connecting && !this.connected) return;
-    while (this.chunks.length > 0) {
-      const c = this.chunks[0]!;
-      const len = Math.min(c.byteLength - this.head, 65536);
-      const n = this.sendBytes(c, this.head, len);
-      this.pending -= n;
-      this.head += n;
-      if (this.head >= c.byteLength) {
-        this.chunks.shift();
-        this.head = 0;
+    if ((this.connecting && !this.connected) || this.pending === 0) return;
+    const first = this.chunks.peek()!;
+    const avail = first.byteLength - this.head;
+    let n: number;
+    if (avail >= SEND_MAX || this.chunks.length === 1) {
+      n = this.sendBytes(first, this.head, Math.min(avail, SEND_MAX));
+    } else {
+      n = this.sendBytes(gatherBuf, 0, this.gather());
+    }
+    this.consume(n);
+    if (this.pending === 0) this.interestChanged();
+  }
+
+  /** Copies up to SEND_MAX queued bytes, front first, into gatherBuf; returns the count. */
+  private gather(): number {
+    let len = 0;
+    for (let i = 0; i < this.chunks.length && len < SEND_MAX; i++) {
+      const c = this.chunks.at(i)!;
+      const from = i === 0 ? this.head : 0;
+      const take = Math.min(c.byteLength - from, SEND_MAX - len);
+      gatherBuf.set(from === 0 && take === c.byteLength ? c : c.subarray(from, from + take), len);
+      len += take;
+    }
+    return len;
+  }
+
+  /** Drops `n` sent bytes from the front of the queue. */
+  private consume(n: number): void {
+    this.pending -= n;
+    let rest = n;
+    while (rest > 0) {
+      const left = this.chunks.peek()!.byteLength - this.head;
+      if (rest < left) {
+        this.head += rest;
+        return;
       }
-      // One send per call, as asyncore: the loop calls again when writable.
-      break;
+      rest -= left;
+      this.chunks.shift();
+      this.head = 0;
     }
   }
 
@@ -483,30 +659,26 @@ export class DispatcherWithSend extends Dispatcher {
     return !this.connected || this.pending > 0;
   }
 
-  /** Queues `data` (a string is UTF-8) and tries to send at once; returns nothing, as asyncore. */
-  override send(data: BytesLike): number {
+  /**
+   * Queues `data` (a string is UTF-8; a private copy is kept) and returns
+   * undefined (Python: None). With nothing queued it is sent at once (only
+   * what the kernel does not take is copied); behind queued bytes it waits
+   * for the next writable event, since the socket was full at the last try.
+   */
+  override send(data: BytesLike): undefined {
     const b = toBytes(data);
     if (this.debug) this.logInfo(`sending ${JSON.stringify(Buffer.from(b).toString('latin1'))}`);
-    if (this.pending === 0 && b.byteLength > 0 && this.connected) {
-      // Nothing queued: send straight from the caller's bytes and keep a
-      // copy of only what the kernel did not take (the caller may reuse its buffer).
-      const n = this.sendBytes(b, 0, Math.min(b.byteLength, 65536));
-      if (n === b.byteLength || this._fileno === null) return 0;
-      this.chunks.push(Buffer.from(b.subarray(n)));
-      this.head = 0;
-      this.pending = b.byteLength - n;
-      this.interestChanged();
-      return 0;
+    if (b.byteLength === 0) return undefined;
+    const wasIdle = this.pending === 0;
+    let off = 0;
+    if (wasIdle && this.connected) {
+      off = this.sendBytes(b, 0, Math.min(b.byteLength, SEND_MAX));
+      if (off === b.byteLength || this._fileno === null) return undefined;
     }
-    if (b.byteLength > 0) {
-      // Keep a private copy: the caller may reuse its buffer.
-      this.chunks.push(Buffer.from(b));
-      this.pending += b.byteLength;
-    }
-    const wasIdle = this.pending === b.byteLength;
-    this.initiateSend();
-    if (wasIdle && this.pending > 0) this.interestChanged();
-    return 0;
+    this.chunks.push(Buffer.from(b.subarray(off)));
+    this.pending += b.byteLength - off;
+    if (wasIdle) this.interestChanged();
+    return undefined;
   }
 }
 
@@ -588,23 +760,21 @@ export class FileDispatcher extends Dispatcher {
 
 /**
  * Python's `compact_traceback` for a JS error: `[[file, function, line],
- * typeName, message, info]`, where info lists every frame, outermost first,
- * as `[file|function|line]`. Throws when the error has no stack.
+ * typeName, error, info]`, where `error` is `err` itself (Python returns the
+ * exception instance) and info lists every frame, outermost first, as
+ * `[file|function|line]`. TypeError when `err` is not an Error with a stack
+ * (Python: "traceback does not exist").
  */
-export function compactTraceback(err: unknown): [[string, string, string], string, string, string] {
-  const e = err instanceof Error ? err : null;
-  const type = e ? e.name || e.constructor.name : typeof err;
-  const value = e ? e.message : String(err);
+export function compactTraceback(err: unknown): [[string, string, string], string, Error, string] {
+  if (!(err instanceof Error)) throw new TypeError('compactTraceback: the value has no stack trace');
+  const type = err.name || err.constructor.name;
   const frames: Array<[string, string, string]> = [];
-  for (const line of (e?.stack ?? '').split('\n').slice(1)) {
+  for (const line of (err.stack ?? '').split('\n').slice(1)) {
     const m = /^\s*at (?:(.*?) \()?(.*?):(\d+):\d+\)?$/.exec(line);
     if (m) frames.push([m[2]!, m[1] ?? '<anonymous>', m[3]!]);
   }
-  if (frames.length === 0) {
-    if (e === null) throw new TypeError('compactTraceback: the value has no stack trace');
-    frames.push(['<unknown>', '<unknown>', '0']);
-  }
+  if (frames.length === 0) frames.push(['<unknown>', '<unknown>', '0']);
   frames.reverse();
   const info = frames.map(([f, fn, l]) => `[${f}|${fn}|${l}]`).join(' ');
-  return [frames[frames.length - 1]!, type, value, info];
+  return [frames[frames.length - 1]!, type, err, info];
 }

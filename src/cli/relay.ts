@@ -17,6 +17,8 @@
  *   write the reply, shut down writing, discard input until the client's
  *   EOF or `LINGER_MS`, then close. Closing with unread input would send a
  *   RST, and the client could lose the reply.
+ * - Urgent data (MSG_OOB) is relayed inline, as an ordinary byte in its
+ *   place (SO_OOBINLINE on every relayed socket; see relaySocketOptions).
  *
  * Reads use `Socket#recvInto` (the loop said readable, so EAGAIN is rare);
  * writes use the dispatcher's non-throwing send. Both directions copy a read
@@ -26,7 +28,8 @@ import * as C from '../constants.js';
 import { OSError, errno as E } from '../errors.js';
 import { Socket } from '../socket.js';
 import { DISCONNECTED, Dispatcher } from '../asyncore/dispatcher.js';
-import { notifyMap, type SocketMap } from '../asyncore/map.js';
+import type { SocketMap } from '../asyncore/map.js';
+import { Fifo } from '../asyncore/fifo.js';
 import type { SocketAddress } from './address.js';
 
 /**
@@ -61,8 +64,23 @@ export function sharedView(n: number): Buffer {
   return readBuf.subarray(0, n);
 }
 
-/** Sets TCP_NODELAY on an Internet socket (a relay should not add Nagle delays). */
-export function setNoDelay(sock: Socket): void {
+/**
+ * The options of every relayed socket: TCP_NODELAY on Internet sockets (a
+ * relay should not add Nagle delays), and SO_OOBINLINE, so urgent data
+ * (MSG_OOB) stays in the byte stream and is relayed in its place as an
+ * ordinary byte. RFC 6093 (§3, §6): urgent data is part of the stream, not
+ * a separate channel, and an application that still uses it must read it
+ * inline; dropping it would delete a byte of the relayed protocol (Telnet's
+ * Data Mark, RFC 854). What is not reproduced is the urgency (the URG flag
+ * and pointer) on the other side, which middleboxes may clear anyway (RFC
+ * 6093 §3), so no application can depend on it.
+ */
+export function relaySocketOptions(sock: Socket): void {
+  try {
+    sock.setsockopt(C.SOL_SOCKET, C.SO_OOBINLINE, 1);
+  } catch {
+    /* no urgent data on this kind of socket: RelayEnd#handleExpt copes either way */
+  }
   if (sock.family === C.AF_INET || sock.family === C.AF_INET6) {
     try {
       sock.setsockopt(C.IPPROTO_TCP, C.TCP_NODELAY, 1);
@@ -76,6 +94,13 @@ type Finish = null | 'close' | 'linger';
 
 /** One side of a relayed connection. */
 export class RelayEnd extends Dispatcher {
+  /**
+   * readable() reads this end's state and its peer's `accepts()`; writable()
+   * this end's queue and state. Every change made outside this end's own
+   * handlers is announced (to the peer too when its readable() may change).
+   */
+  static override reportsInterest = true;
+
   /** Where the bytes read here go (itself for echo; null until paired). */
   peer: RelayEnd | null = null;
   /** The peer stops reading while this end holds at least this many unsent bytes. */
@@ -96,7 +121,8 @@ export class RelayEnd extends Dispatcher {
 
   protected finish: Finish = null;
   protected lingering = false;
-  private out: Buffer[] = [];
+  /** Unsent chunks; a Fifo, since a peer trickling 1-byte segments can queue 256 K of them. */
+  private out = new Fifo<Buffer>();
   private head = 0;
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -158,6 +184,7 @@ export class RelayEnd extends Dispatcher {
       return;
     }
     p.shutWhenFlushed = true;
+    p.interestChanged();
     if (p.connected && p.pendingBytes === 0) p.drained();
     this.checkDone();
   }
@@ -175,15 +202,19 @@ export class RelayEnd extends Dispatcher {
       if (this.closedFlag) return;
     }
     if (off < data.byteLength) {
+      const was = this.pendingBytes;
       this.out.push(Buffer.from(data.subarray(off)));
       this.pendingBytes += data.byteLength - off;
+      if (was === 0) this.interestChanged();
+      if (was < this.highWater && this.pendingBytes >= this.highWater) this.peer?.interestChanged();
     }
   }
 
   /** Writes queued bytes until the socket is full or the queue is empty. */
   flush(): void {
+    const was = this.pendingBytes;
     while (this.out.length > 0 && !this.closedFlag) {
-      const c = this.out[0]!;
+      const c = this.out.peek()!;
       const n = this.sendBytes(c, this.head, c.byteLength - this.head);
       if (n === 0) break;
       this.bytesOut += n;
@@ -193,7 +224,10 @@ export class RelayEnd extends Dispatcher {
       this.out.shift();
       this.head = 0;
     }
-    if (!this.closedFlag && this.pendingBytes === 0 && this.connected) this.drained();
+    if (this.closedFlag) return;
+    if (was >= this.highWater && this.pendingBytes < this.highWater) this.peer?.interestChanged();
+    if (was > 0 && this.pendingBytes === 0) this.interestChanged();
+    if (this.pendingBytes === 0 && this.connected) this.drained();
   }
 
   override handleWrite(): void {
@@ -212,6 +246,7 @@ export class RelayEnd extends Dispatcher {
     }
     if (this.shutWhenFlushed && !this.wrShut) {
       this.wrShut = true;
+      this.interestChanged();
       this.shutdownWrite();
       this.checkDone();
     }
@@ -244,12 +279,14 @@ export class RelayEnd extends Dispatcher {
   finishAfterFlush(how: 'close' | 'linger'): void {
     if (this.closedFlag) return;
     this.finish = how;
+    this.kick();
     if (this.pendingBytes === 0 && this.connected) this.drained();
     else if (!this.connected) this.close();
   }
 
   private startLinger(): void {
     this.lingering = true;
+    this.interestChanged();
     this.shutdownWrite();
     this.wrShut = true;
     this.setTimer(LINGER_MS, () => this.close());
@@ -272,13 +309,26 @@ export class RelayEnd extends Dispatcher {
   }
 
   /**
-   * Tells a running loopAsync that this end's interest may have changed. Only
-   * needed from outside a handler (a timer, a DNS answer); after a pass the
-   * loop asks every channel again anyway.
+   * Announces that this end's interest, and its peer's, may have changed
+   * (`interestChanged()` on both): for state changes made by subclasses
+   * outside a handler (a timer, a DNS answer, a phase change).
    */
   kick(): void {
-    const fd = this.fileno();
-    if (fd !== null) notifyMap(this._map, 'interest', fd, this);
+    this.interestChanged();
+    const p = this.peer;
+    if (p !== null && p !== this) p.interestChanged();
+  }
+
+  /**
+   * POLLPRI: urgent data arrived. It is inline (relaySocketOptions), so
+   * handleRead relays it and POLLPRI ends once a read passes the urgent
+   * mark; the kernel stops a read just before the mark, so that takes one
+   * more pass. Without SO_OOBINLINE the byte would wait out of band and the
+   * event would repeat forever: then it is read and dropped (an EINVAL
+   * otherwise, and nothing happens).
+   */
+  override handleExpt(): void {
+    this.discardUrgent();
   }
 
   /** An error, a reset or a hang-up: this end is gone. */
@@ -298,7 +348,7 @@ export class RelayEnd extends Dispatcher {
     this.lingering = false;
     this.clearTimer();
     super.close();
-    this.out = [];
+    this.out.clear();
     this.pendingBytes = 0;
     const p = this.peer;
     if (p !== null && p !== this && !p.closedFlag) p.peerGone();
@@ -310,6 +360,7 @@ export class RelayEnd extends Dispatcher {
   /** The peer closed: nothing more will be read for it; write what is held, then close. */
   protected peerGone(): void {
     if (this.finish === null) this.finish = 'close';
+    this.interestChanged();
     if (!this.connected || this.pendingBytes === 0) this.close();
   }
 }
@@ -318,11 +369,12 @@ export class RelayEnd extends Dispatcher {
 export function pair(a: RelayEnd, b: RelayEnd): void {
   a.peer = b;
   b.peer = a;
+  a.kick();
 }
 
-/** An accepted connection made into a relay end (nonblocking, TCP_NODELAY). */
+/** An accepted connection made into a relay end (nonblocking, relaySocketOptions). */
 export function acceptedEnd(sock: Socket, map: SocketMap): RelayEnd {
-  setNoDelay(sock);
+  relaySocketOptions(sock);
   return new RelayEnd(sock, map);
 }
 
@@ -341,7 +393,7 @@ export class UpstreamEnd extends RelayEnd {
     this.done = done;
     this.createSocket(target.family, C.SOCK_STREAM);
     try {
-      setNoDelay(this.socket as Socket);
+      relaySocketOptions(this.socket as Socket);
       this.setTimer(timeoutMs, () => this.fail(E.ETIMEDOUT!));
       this.connect(target.address);
     } catch (err) {

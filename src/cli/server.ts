@@ -52,6 +52,9 @@ class Listener extends Dispatcher {
     }
   }
 
+  /** readable() reads the accept pause, which announces its end. */
+  static override reportsInterest = true;
+
   private resumeTimer: NodeJS.Timeout | null = null;
 
   override readable(): boolean {
@@ -65,8 +68,7 @@ class Listener extends Dispatcher {
     this.server.logger.error(`accept: ${err instanceof Error ? err.message : String(err)}; pausing accepts for ${ACCEPT_PAUSE_MS} ms`);
     this.resumeTimer = setTimeout(() => {
       this.resumeTimer = null;
-      const fd = this.fileno();
-      if (fd !== null) notifyMap(this._map, 'interest', fd, this);
+      this.interestChanged();
     }, ACCEPT_PAUSE_MS);
   }
 

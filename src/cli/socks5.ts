@@ -17,7 +17,7 @@
  * | 0x01 | general failure            | request VER is not 5; a zero-length domain; any other errno |
  * | 0x02 | not allowed by ruleset     | connect(2) EACCES / EPERM (local policy, a firewall)        |
  * | 0x03 | network unreachable        | ENETUNREACH, ENETDOWN                                       |
- * | 0x04 | host unreachable           | EHOSTUNREACH, EHOSTDOWN, ETIMEDOUT (connect timeout), a name that does not resolve (ENOTFOUND, EAI_AGAIN, …) |
+ * | 0x04 | host unreachable           | EHOSTUNREACH, EHOSTDOWN, ETIMEDOUT (the connect timeout, over the lookup or an attempt), a name that does not resolve (ENOTFOUND, EAI_AGAIN, …) |
  * | 0x05 | connection refused         | ECONNREFUSED                                                |
  * | 0x07 | command not supported      | CMD is BIND (2), UDP ASSOCIATE (3) or unknown               |
  * | 0x08 | address type not supported | ATYP not 1, 3 or 4; EAFNOSUPPORT (no IPv6 on this host)     |
@@ -41,7 +41,7 @@ import {
   REP, METHOD_NONE, METHOD_USERPASS, METHOD_REFUSED, replyForErrno, parseGreeting, parseAuth, parseRequest, replyBytes,
   type Socks5Request,
 } from '../socks5.js';
-import { RelayEnd, connectAny, pair, recvShared, setNoDelay, sharedView, type Connecting } from './relay.js';
+import { RelayEnd, connectAny, pair, recvShared, relaySocketOptions, sharedView, type Connecting } from './relay.js';
 import { Server, describeError, type ServerOptions } from './server.js';
 
 // The wire format lives in the library (`asyncore-native/socks5`); re-exported for the CLI's users.
@@ -55,14 +55,20 @@ type Phase = 'greeting' | 'auth' | 'request' | 'connecting' | 'relay' | 'done';
 export interface Socks5Options extends ServerOptions {
   /** Require RFC 1929 username/password authentication with these credentials. */
   auth?: { user: string; pass: string };
-  /** Seconds an upstream connect may take (default 10); then reply 0x04. */
+  /**
+   * Seconds the name lookup, and then each connection attempt, may take once
+   * the request is complete (default 10); then reply 0x04.
+   */
   connectTimeout?: number;
-  /** Seconds a client has to finish the handshake (default 30); then it is closed. */
+  /** Seconds a client has to send its complete request (default 30); then it is closed. */
   handshakeTimeout?: number;
 }
 
 /** The client side of one SOCKS5 connection: the handshake, then a relay end. */
 export class Socks5Conn extends RelayEnd {
+  /** readable() also reads the phase: changes outside a handler call kick(). */
+  static override reportsInterest = true;
+
   phase: Phase = 'greeting';
   /** The requested destination (`host:port`), once known. */
   target = '';
@@ -190,9 +196,15 @@ export class Socks5Conn extends RelayEnd {
     const port = req.port;
     this.target = req.host.includes(':') ? `[${req.host}]:${port}` : `${req.host}:${port}`;
     const server = this.server;
+    // The request is complete: the handshake timeout stops here. From now on
+    // the connect timeout governs, first over the name lookup (this timer),
+    // then over each connection attempt (UpstreamEnd's own); either way the
+    // answer is 0x04 host unreachable, as for ETIMEDOUT.
+    this.setTimer(server.connectTimeoutMs, () => this.fail(REP.HOST_UNREACHABLE));
     resolveHost(req.host, server.resolver).then(
       (addrs) => {
-        if (this.closed) return;
+        if (this.closed || this.phase !== 'connecting') return;
+        this.clearTimer();
         this.pendingConnect = connectAny(
           server.map,
           addrs.map((a) => toSocketAddress(a, port)),
@@ -205,7 +217,10 @@ export class Socks5Conn extends RelayEnd {
           server.admitErrno,
         );
       },
-      () => this.fail(REP.HOST_UNREACHABLE),
+      () => {
+        this.clearTimer();
+        this.fail(REP.HOST_UNREACHABLE);
+      },
     );
   }
 
@@ -256,7 +271,7 @@ export class Socks5Server extends Server {
 
   handleConnection(sock: Socket, peer: string): void {
     const id = this.logger.nextId();
-    setNoDelay(sock);
+    relaySocketOptions(sock);
     const conn = new Socks5Conn(sock, this);
     this.started.set(conn, [id, peer, performance.now()]);
     this.logger.conn(`#${id} open ${peer}`);
@@ -305,8 +320,8 @@ export const socks5Command: Command = {
   options: {
     listen: { value: 'ADDR', required: true, help: 'where to listen' },
     auth: { value: 'USER:PASS', help: 'require this username and password (RFC 1929)' },
-    'connect-timeout': { value: 'SECONDS', help: 'reply 0x04 when a connect takes longer (default 10)' },
-    'handshake-timeout': { value: 'SECONDS', help: 'close clients that have not sent a request by then (default 30)' },
+    'connect-timeout': { value: 'SECONDS', help: 'reply 0x04 when the lookup or a connect takes longer (default 10)' },
+    'handshake-timeout': { value: 'SECONDS', help: 'close clients that have not sent a complete request by then (default 30)' },
   },
   create: (opts, logger) =>
     new Socks5Server({
