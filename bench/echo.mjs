@@ -66,6 +66,18 @@ function start(server) {
 
 const cellKey = (c) => `${c.conns}x${c.size}`;
 
+/** The server's fd count once it has not changed for 300 ms (at most 3 s). */
+async function settledFdCount(srv) {
+  let last = srv.fdCount();
+  for (let stable = 0, t = 0; stable < 6 && t < 60; t++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = srv.fdCount();
+    stable = now === last ? stable + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 /** Server processes running now (bench/run.mjs kills them if it is interrupted). */
 export const liveServers = new Set();
 
@@ -83,6 +95,8 @@ export async function runEcho({
   duration = 2,
   warmup = 0.5,
   quietMaxWaitMs = 20_000,
+  /** Waits for a quiet machine before each run; default: waitForQuiet up to quietMaxWaitMs. */
+  quiet = () => waitForQuiet({ maxWaitMs: quietMaxWaitMs }),
   skipPython = null,
   onProgress = () => {},
 } = {}) {
@@ -105,7 +119,11 @@ export async function runEcho({
       try {
         srv = await start(s);
         liveServers.add(srv.proc);
-        const baseFds = srv.fdCount();
+        // The resting fd count, once the server has settled: the loop opens its
+        // poller (an epoll fd, libuv's) after printing its port, so a count taken
+        // at once can be one short, and every cell would then wait its full 10 s
+        // below for a count that never comes back.
+        const baseFds = await settledFdCount(srv);
         for (const cell of cells) {
           const key = `${s.name}|${cellKey(cell)}`;
           done++;
@@ -123,7 +141,7 @@ export async function runEcho({
             }
           }
           onProgress(`echo round ${round}/${runs}  ${s.name} ${cell.conns}x${cell.size}  (${done}/${total})`);
-          const q = await waitForQuiet({ maxWaitMs: quietMaxWaitMs });
+          const q = await quiet();
           // A run disturbed by other processes (> 0.25 core busy besides
           // loadgen and the server) is retried once.
           let r;

@@ -1,20 +1,27 @@
 #!/usr/bin/env node
 // The benchmark: select vs poll vs epoll, and asyncore-native against its peers.
 //
-//   npm run bench                 # pollers + echo, full (about 8 minutes), results in bench/results/
-//   npm run bench -- --quick      # fewer sizes, 1 run, short windows (< 2 minutes), bench/results/quick/
+//   npm run bench                 # pollers + echo, full (8–20 minutes), results in bench/out/
+//   npm run bench -- --quick      # fewer sizes, 1 run, short windows (about 1 minute), bench/out/quick/
 //   npm run bench -- --soak       # 10 000 connections for 30 s through our epoll loop
-//   options: --only pollers|echo  --runs N  --duration S  --warmup S  --no-python  --out DIR
+//   npm run bench -- --record     # also copy the results to bench/results/ (committed; the README's figures)
+//   npm run bench -- --charts DIR # only redraw DIR's charts from its results.json / soak.json (no measuring)
+//   options: --only pollers|echo|soak  --runs N  --duration S  --warmup S  --no-python  --out DIR
 //
 // Builds what it needs (the C tools with make, the addon and dist/ when
 // missing or older than src/), skips the Python rows with a stated reason when
-// python3.11 is missing, waits for a quiet machine before each run and
-// records how noisy it was. Writes results.json (every figure, raw runs, the
-// machine), one SVG chart per benchmark (Vega-Lite) and summary.md (the
-// tables as markdown); prints the tables and the budget verdicts.
+// python3.11 is missing, waits for a quiet machine before each run — within a
+// budget for the whole run (QUIET below), so a busy machine makes the results
+// noisier, never the run endless — and records how noisy it was. Writes
+// results.json (every figure, raw runs, the machine), one SVG chart per
+// benchmark (Vega-Lite) and summary.md (the tables as markdown) into bench/out/
+// (git-ignored); prints the tables and the budget verdicts.
+//
+// Adding a benchmark: one entry in PARTS (a name, whether a plain run includes
+// it, and `run(ctx)` returning its JSON, markdown and charts).
 import { parseArgs } from 'node:util';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BENCH_DIR, buildC, waitForQuiet } from './lib/peers.mjs';
 import { progress, table, median, linearFit, machineInfo, renderSvg } from './lib/report.mjs';
@@ -34,11 +41,27 @@ const { values: opt } = parseArgs({
     'soak-conns': { type: 'string', default: '10000' },
     'soak-duration': { type: 'string' },
     out: { type: 'string' },
+    record: { type: 'boolean', default: false },
+    charts: { type: 'string' },
   },
 });
 const quick = opt.quick;
-const outDir = path.resolve(opt.out ?? path.join(BENCH_DIR, 'results', quick ? 'quick' : ''));
-const only = new Set((opt.only ?? (opt.soak ? 'soak' : 'pollers,echo')).split(','));
+// Results go to bench/out/ (git-ignored); --record copies them to bench/results/, the committed copy.
+const outDir = path.resolve(opt.out ?? path.join(BENCH_DIR, 'out', quick ? 'quick' : ''));
+const recordDir = path.join(BENCH_DIR, 'results', quick ? 'quick' : '');
+
+// Waiting for a quiet machine: at most `eachMs` per wait, `totalMs` for the whole run. Once the
+// budget is spent, each run only samples the machine's idle share (100 ms) for the noise report.
+// --quick: 10 s in all; measured total run time in the README.
+const QUIET = quick ? { eachMs: 2000, totalMs: 10_000 } : { eachMs: 20_000, totalMs: 300_000 };
+let quietSpentMs = 0;
+/** waitForQuiet within the run's budget; resolves { idle, waitedMs, quiet }. */
+async function quiet() {
+  const left = QUIET.totalMs - quietSpentMs;
+  const q = left > 0 ? await waitForQuiet({ maxWaitMs: Math.min(QUIET.eachMs, left) }) : await waitForQuiet({ maxWaitMs: 0, windowMs: 100 });
+  quietSpentMs += q.waitedMs;
+  return q;
+}
 const P = progress();
 // Interrupted (Ctrl-C, kill): take every server down with us.
 for (const sig of ['SIGINT', 'SIGTERM']) {
@@ -68,13 +91,13 @@ function preflight() {
   buildC();
   const addonBuilt = existsSync(path.join(ROOT, 'build/Release')) && readdirSync(path.join(ROOT, 'build/Release')).some((f) => f.endsWith('.node'));
   if (!addonBuilt) {
-    P.update('building the addon (scripts/build-native.mjs)');
-    execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-native.mjs')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    P.update('building the addon (scripts/build-native.mjs --from-source)');
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-native.mjs'), '--from-source'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }
   const distIndex = path.join(ROOT, 'dist/index.js');
   if (!existsSync(distIndex) || newestMtime(path.join(ROOT, 'src'), '.ts') > statSync(distIndex).mtimeMs) {
-    P.update('compiling dist/ (tsc -p tsconfig.build.json)');
-    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    P.update('compiling dist/ (scripts/build-dist.mjs)');
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-dist.mjs')], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   }
 }
 
@@ -149,13 +172,13 @@ function slopeChecks(rows) {
 }
 
 async function pollersBench(skipPython) {
-  const q = await waitForQuiet({ maxWaitMs: quick ? 2000 : 20_000 });
+  const q = await quiet();
   const cellMs = quick ? 150 : 600;
   const sizes = POLLER_SIZES.join(',');
   const ours = await runChild(process.execPath, [path.join(BENCH_DIR, 'pollers.mjs'), '--json', '--sizes', sizes, '--cell-ms', String(cellMs)], 'asyncore-native', 600_000);
   let py = [];
   if (!skipPython) {
-    await waitForQuiet({ maxWaitMs: quick ? 2000 : 20_000 });
+    await quiet();
     py = await runChild('python3.11', [path.join(BENCH_DIR, 'peers/py_pollers.py'), '--sizes', sizes, '--cell-ms', String(cellMs)], 'python3.11', 600_000);
   }
   const rows = [...ours, ...py];
@@ -201,7 +224,13 @@ function pollerChart(rows) {
         x: { field: 'registered', type: 'quantitative', scale: { type: 'log' }, title: 'registered fds' },
         y: { field: 'usPerCall', type: 'quantitative', scale: { type: 'log' }, title: 'µs per call' },
         color: { field: 'poller', type: 'nominal', title: 'poller' },
-        strokeDash: { field: 'impl', type: 'nominal', title: 'implementation', legend: { symbolType: 'stroke', symbolStrokeColor: 'black' }, scale: { domain: ['asyncore-native', 'python3.11'], range: [[1, 0], [5, 3]] } },
+        // The line style's legend needs its own stroke: without symbolStrokeColor + a transparent
+        // fill, Vega draws the swatch as a filled zero-height path, which shows nothing.
+        strokeDash: {
+          field: 'impl', type: 'nominal', title: 'implementation',
+          legend: { symbolType: 'stroke', symbolStrokeColor: 'black', symbolFillColor: 'transparent', symbolStrokeWidth: 2, symbolSize: 400 },
+          scale: { domain: ['asyncore-native', 'python3.11'], range: [[1, 0], [5, 3]] },
+        },
         detail: { field: 'series' },
         tooltip: [{ field: 'series' }, { field: 'registered' }, { field: 'usPerCall', format: '.2f' }],
       },
@@ -311,14 +340,133 @@ function soakChart(soak) {
   };
 }
 
+// ------------------------------------------------------------ parts
+
+/**
+ * The benchmarks run.mjs knows. Each `run(ctx)` resolves `{ json, md, failed? }`;
+ * `json` lands under `results[name]`, `md` in summary.md, and `charts(json)` gives
+ * the charts to draw beside them (`{ 'file.svg': vegaLiteSpec }`; also used by
+ * --charts to redraw from saved results). `ctx`: { quick, opt, pyMissing, quiet,
+ * print, progress }. `inDefault`: part of a plain `npm run bench`; the others run
+ * with `--only NAME` (soak also with --soak, into its own files).
+ */
+const PARTS = [
+  {
+    name: 'pollers',
+    inDefault: true,
+    async run(ctx) {
+      const r = await pollersBench(ctx.pyMissing);
+      const t = pollerTable(r.rows);
+      const checks = r.checks.map((c) => ({ ...c, pass: c.pass ? 'yes' : 'NO' }));
+      ctx.print(`\nPoller scaling: ns per wait call (timeout 0), median of ${r.cellMs} ms of batched calls per cell\n${table(t)}`);
+      ctx.print(`\nShape check\n${table(checks)}`);
+      return {
+        json: r,
+        md: `## Poller scaling (ns per call)\n\n${table(t, { markdown: true })}\n### Shape check\n\n${table(checks, { markdown: true })}`,
+      };
+    },
+    charts: (json) => ({ 'pollers.svg': pollerChart(json.rows) }),
+  },
+  {
+    name: 'echo',
+    inDefault: true,
+    async run(ctx) {
+      const runs = Number(opt.runs ?? (quick ? 1 : 3));
+      const duration = Number(opt.duration ?? (quick ? 0.5 : 2));
+      const warmup = Number(opt.warmup ?? (quick ? 0.2 : 0.5));
+      const r = await runEcho({
+        cells: quick ? QUICK_ECHO_CELLS : ECHO_CELLS,
+        runs,
+        duration,
+        warmup,
+        quiet: ctx.quiet,
+        skipPython: ctx.pyMissing,
+        onProgress: (m) => ctx.progress(m),
+      });
+      const json = { runs, duration, warmup, ...r };
+      const t = echoTable(r.rows);
+      const others = r.raw.map((x) => x.other);
+      const noise = {
+        runs: r.raw.length,
+        disturbed: others.filter((o) => o > 0.25).length,
+        medianOtherCpu: median(others),
+        maxOtherCpu: Math.max(...others),
+        minIdleBefore: Math.min(...r.raw.map((x) => x.quietIdle)),
+      };
+      json.noise = noise;
+      const noiseLine = `Noise: ${noise.runs} runs; other processes' CPU during the windows median ${fmt(noise.medianOtherCpu, 2)}, max ${fmt(noise.maxOtherCpu, 2)} cores; ${noise.disturbed} run(s) above 0.25 (kept after one retry); idle share before runs >= ${fmt(noise.minIdleBefore, 2)}.`;
+      ctx.print(`\nEcho throughput: ${runs === 1 ? '1 run' : `median of ${runs} runs`}, ${duration} s window after ${warmup} s warm-up; ×C = ratio to c-epoll in the same cell\n${table(t)}${noiseLine}\n`);
+      for (const sk of r.skipped) ctx.print(`skipped ${sk.server}: ${sk.reason}\n`);
+      const b = budgets(r.rows);
+      results.budgets = b;
+      ctx.print(`\nBudgets (loop/epoll)\n${table(b)}`);
+      return {
+        json,
+        md: `## Echo throughput\n\n${table(t, { markdown: true })}\n${noiseLine}\n\n## Budgets\n\n${table(b, { markdown: true })}`,
+        failed: r.rows.some((x) => !x.na && x.errors > 0),
+      };
+    },
+    charts: (json) => ({ 'echo.svg': echoChart(json.rows, ECHO_SERVERS.map((x) => x.name)) }),
+  },
+  {
+    name: 'soak',
+    inDefault: false,
+    async run(ctx) {
+      const conns = Number(opt['soak-conns']);
+      const duration = Number(opt['soak-duration'] ?? (quick ? 10 : 30));
+      await ctx.quiet();
+      const s = await runSoak({ conns, duration, onProgress: (m) => ctx.progress(m) });
+      const t = ['baseline', 'start', 'middle', 'end', 'after'].map((k) => ({ point: k, fds: s.fds[k], 'RSS MiB': s.rssMiB[k] }));
+      const checks = s.checks.map((c) => ({ ...c, pass: c.pass ? 'yes' : 'NO' }));
+      const head = `${fmt(s.msgsPerSec)} msgs/s, ${s.errors} errors, ramp ${s.connectSeconds.toFixed(2)} s, server ${fmt(s.serverCpuPerMsgUs, 2)} µs/msg`;
+      ctx.print(`\nSoak: ${conns} connections × 64 B for ${duration} s through loop/epoll: ${head}\n${table(t)}\n${table(checks)}`);
+      return {
+        json: s,
+        md: `## Soak (${conns} connections, ${duration} s)\n\n${head}\n\n${table(t, { markdown: true })}\n${table(checks, { markdown: true })}`,
+        failed: !s.pass,
+      };
+    },
+    charts: (json) => ({ 'soak.svg': soakChart(json) }),
+  },
+];
+
+/** --charts DIR: redraws the charts of DIR's saved results (after a change to a chart, not to a figure). */
+async function redraw(dir) {
+  const drawn = [];
+  for (const file of ['results.json', 'soak.json']) {
+    const p = path.join(dir, file);
+    if (!existsSync(p)) continue;
+    const saved = JSON.parse(readFileSync(p, 'utf8'));
+    for (const part of PARTS) {
+      if (!saved[part.name]) continue;
+      for (const [svg, spec] of Object.entries(part.charts(saved[part.name]))) {
+        writeFileSync(path.join(dir, svg), await renderSvg(spec));
+        drawn.push(svg);
+      }
+    }
+  }
+  console.log(drawn.length ? `redrew ${drawn.join(', ')} in ${path.relative(ROOT, dir) || '.'}/` : `no results.json / soak.json in ${dir}`);
+  process.exit(drawn.length ? 0 : 1);
+}
+if (opt.charts) await redraw(path.resolve(opt.charts));
+
 // ------------------------------------------------------------ main
 
+const known = new Set(PARTS.map((p) => p.name));
+const only = new Set((opt.only ?? (opt.soak ? 'soak' : PARTS.filter((p) => p.inDefault).map((p) => p.name).join(','))).split(','));
+for (const name of only) {
+  if (!known.has(name)) {
+    console.error(`unknown part --only ${name} (known: ${[...known].join(', ')})`);
+    process.exit(2);
+  }
+}
 const results = { command, quick, machine: machineInfo(), startedAt: new Date().toISOString() };
 const md = [`# Benchmark results\n`, `Command: \`${command}\`  \nMachine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.kernel}, Node ${results.machine.node}, ${results.machine.python ?? 'no python3.11'}  \nDate: ${results.startedAt}\n`];
 const print = (s) => {
   P.done();
   process.stdout.write(s);
 };
+const t0 = performance.now();
 let failed = false;
 
 try {
@@ -327,70 +475,31 @@ try {
   if (pyMissing) print(`Python rows skipped: ${pyMissing}\n`);
   results.pythonSkipped = pyMissing;
   mkdirSync(outDir, { recursive: true });
-
-  if (only.has('pollers')) {
-    const r = await pollersBench(pyMissing);
-    results.pollers = r;
-    const t = pollerTable(r.rows);
-    print(`\nPoller scaling: ns per wait call (timeout 0), median of ${r.cellMs} ms of batched calls per cell\n${table(t)}`);
-    print(`\nShape check\n${table(r.checks.map((c) => ({ ...c, pass: c.pass ? 'yes' : 'NO' })))}`);
-    md.push(`## Poller scaling (ns per call)\n\n${table(t, { markdown: true })}\n### Shape check\n\n${table(r.checks.map((c) => ({ ...c, pass: c.pass ? 'yes' : 'NO' })), { markdown: true })}`);
-    writeFileSync(path.join(outDir, 'pollers.svg'), await renderSvg(pollerChart(r.rows)));
+  const ctx = { quick, opt, pyMissing, quiet, print, progress: (m) => P.update(m) };
+  const written = [];
+  for (const part of PARTS.filter((p) => only.has(p.name))) {
+    const r = await part.run(ctx);
+    results[part.name] = r.json;
+    md.push(r.md);
+    for (const [file, spec] of Object.entries(part.charts?.(r.json) ?? {})) {
+      writeFileSync(path.join(outDir, file), await renderSvg(spec));
+      written.push(file);
+    }
+    if (r.failed) failed = true;
   }
-
-  if (only.has('echo')) {
-    const runs = Number(opt.runs ?? (quick ? 1 : 3));
-    const duration = Number(opt.duration ?? (quick ? 0.5 : 2));
-    const warmup = Number(opt.warmup ?? (quick ? 0.2 : 0.5));
-    const r = await runEcho({
-      cells: quick ? QUICK_ECHO_CELLS : ECHO_CELLS,
-      runs,
-      duration,
-      warmup,
-      quietMaxWaitMs: quick ? 2000 : 20_000,
-      skipPython: pyMissing,
-      onProgress: (m) => P.update(m),
-    });
-    results.echo = { runs, duration, warmup, ...r };
-    const t = echoTable(r.rows);
-    const others = r.raw.map((x) => x.other);
-    const noise = {
-      runs: r.raw.length,
-      disturbed: others.filter((o) => o > 0.25).length,
-      medianOtherCpu: median(others),
-      maxOtherCpu: Math.max(...others),
-      minIdleBefore: Math.min(...r.raw.map((x) => x.quietIdle)),
-    };
-    results.echo.noise = noise;
-    const noiseLine = `Noise: ${noise.runs} runs; other processes' CPU during the windows median ${fmt(noise.medianOtherCpu, 2)}, max ${fmt(noise.maxOtherCpu, 2)} cores; ${noise.disturbed} run(s) above 0.25 (kept after one retry); idle share before runs >= ${fmt(noise.minIdleBefore, 2)}.`;
-    print(`\nEcho throughput: ${runs === 1 ? '1 run' : `median of ${runs} runs`}, ${duration} s window after ${warmup} s warm-up; ×C = ratio to c-epoll in the same cell\n${table(t)}${noiseLine}\n`);
-    for (const s of r.skipped) print(`skipped ${s.server}: ${s.reason}\n`);
-    const b = budgets(r.rows);
-    results.budgets = b;
-    print(`\nBudgets (loop/epoll)\n${table(b)}`);
-    md.push(`## Echo throughput\n\n${table(t, { markdown: true })}\n${noiseLine}\n\n## Budgets\n\n${table(b, { markdown: true })}`);
-    writeFileSync(path.join(outDir, 'echo.svg'), await renderSvg(echoChart(r.rows, ECHO_SERVERS.map((s) => s.name))));
-    if (r.rows.some((x) => !x.na && x.errors > 0)) failed = true;
-  }
-
-  if (only.has('soak')) {
-    const conns = Number(opt['soak-conns']);
-    const duration = Number(opt['soak-duration'] ?? (quick ? 10 : 30));
-    await waitForQuiet({ maxWaitMs: 10_000 });
-    const s = await runSoak({ conns, duration, onProgress: (m) => P.update(m) });
-    results.soak = s;
-    const t = ['baseline', 'start', 'middle', 'end', 'after'].map((k) => ({ point: k, fds: s.fds[k], 'RSS MiB': s.rssMiB[k] }));
-    print(`\nSoak: ${conns} connections × 64 B for ${duration} s through loop/epoll: ${fmt(s.msgsPerSec)} msgs/s, ${s.errors} errors, ramp ${s.connectSeconds.toFixed(2)} s, server ${fmt(s.serverCpuPerMsgUs, 2)} µs/msg\n${table(t)}\n${table(s.checks.map((c) => ({ ...c, pass: c.pass ? 'yes' : 'NO' })))}`);
-    md.push(`## Soak (${conns} connections, ${duration} s)\n\n${fmt(s.msgsPerSec)} msgs/s, ${s.errors} errors, ramp ${s.connectSeconds.toFixed(2)} s, server ${fmt(s.serverCpuPerMsgUs, 2)} µs/msg\n\n${table(t, { markdown: true })}\n${table(s.checks.map((c) => ({ ...c, pass: c.pass ? 'yes' : 'NO' })), { markdown: true })}`);
-    writeFileSync(path.join(outDir, 'soak.svg'), await renderSvg(soakChart(s)));
-    if (!s.pass) failed = true;
-  }
-
   results.finishedAt = new Date().toISOString();
-  const name = only.has('soak') && only.size === 1 ? 'soak' : 'results';
-  writeFileSync(path.join(outDir, `${name}.json`), JSON.stringify(results, null, 1) + '\n');
-  writeFileSync(path.join(outDir, `${name === 'soak' ? 'soak-summary' : 'summary'}.md`), md.join('\n'));
-  print(`\nWrote ${path.relative(ROOT, outDir) || '.'}/: ${readdirSync(outDir).filter((f) => /\.(json|svg|md)$/.test(f)).join(', ')}\n`);
+  results.quietWaitSeconds = +(quietSpentMs / 1000).toFixed(1);
+  results.totalSeconds = +((performance.now() - t0) / 1000).toFixed(1);
+  const name = only.size === 1 && only.has('soak') ? 'soak' : 'results';
+  const files = [`${name}.json`, `${name === 'soak' ? 'soak-summary' : 'summary'}.md`, ...written];
+  writeFileSync(path.join(outDir, files[0]), JSON.stringify(results, null, 1) + '\n');
+  writeFileSync(path.join(outDir, files[1]), md.join('\n'));
+  print(`\nWrote ${path.relative(ROOT, outDir) || '.'}/: ${files.join(', ')} (${results.totalSeconds} s in all, ${results.quietWaitSeconds} s of it waiting for a quiet machine)\n`);
+  if (opt.record) {
+    mkdirSync(recordDir, { recursive: true });
+    for (const f of files) cpSync(path.join(outDir, f), path.join(recordDir, f));
+    print(`Recorded into ${path.relative(ROOT, recordDir)}/ (the committed copy the READMEs quote)\n`);
+  }
 } catch (err) {
   P.done();
   console.error(err);

@@ -33,8 +33,12 @@ export function strerror(num: number): string {
   return native.strerror(Math.abs(num));
 }
 
-/** A failed system call. */
+/**
+ * A failed system call (Python's `OSError` and its subclasses, told apart
+ * here by `code`). The message reads as Python's: `[Errno 111] Connection refused`.
+ */
 export class OSError extends Error {
+  /** Always 'OSError' (SocketTimeout: 'SocketTimeout'). */
   override name = 'OSError';
   /** Positive errno, as in Python and `os.constants.errno`. */
   readonly errno: number;
@@ -47,6 +51,13 @@ export class OSError extends Error {
   /** The file name involved, where there is one (a Unix socket path). */
   readonly filename?: string;
 
+  /**
+   * Makes the error for errno `num`.
+   * @param num the errno, positive or negative (a native `-errno` result may be passed as is)
+   * @param syscall the call that failed
+   * @param message the text after `[Errno N] `; default: the C library's strerror
+   * @param filename the path involved, appended as `: 'path'`
+   */
   constructor(num: number, syscall = '', message?: string, filename?: string) {
     const n = Math.abs(num);
     const text = message ?? strerror(n);
@@ -61,7 +72,12 @@ export class OSError extends Error {
 
 /** A blocking socket operation ran past the socket's timeout (Python's `TimeoutError('timed out')`). */
 export class SocketTimeout extends OSError {
+  /** Always 'SocketTimeout'. */
   override name = 'SocketTimeout';
+  /**
+   * Makes the error (`errno` ETIMEDOUT, message `timed out`).
+   * @param syscall the call whose timeout ran out (`recv`, `accept`, `connect`, …)
+   */
   constructor(syscall = '') {
     super(errno.ETIMEDOUT, syscall, 'timed out');
     this.message = 'timed out';
@@ -73,10 +89,21 @@ export class SocketTimeout extends OSError {
  * keeps the EAI sign: e.g. -2 for EAI_NONAME. `syscall` names the call.
  */
 export class GaiError extends Error {
+  /** Always 'GaiError'. */
   override name = 'GaiError';
+  /** The EAI code as getaddrinfo returned it (negative on glibc, e.g. -2 EAI_NONAME), not an errno. */
   readonly errno: number;
+  /** The EAI code's name, e.g. 'EAI_NONAME' ('EAI_UNKNOWN' for a code this platform does not name). */
   readonly code: string;
+  /** The call that failed: 'getaddrinfo' (or 'getnameinfo'). */
   readonly syscall: string;
+  /**
+   * Makes the error for EAI code `eai`.
+   * @param eai the EAI code
+   * @param message gai_strerror's text
+   * @param host the name that failed, appended as `: 'host'`
+   * @param syscall the call that failed
+   */
   constructor(eai: number, message: string, host?: string, syscall = 'getaddrinfo') {
     super(`[Errno ${eai}] ${message}${host ? `: '${host}'` : ''}`);
     this.errno = eai;
@@ -91,10 +118,20 @@ export class GaiError extends Error {
  * NETDB_INTERNAL), `code` its name, message as Python's `[Errno 1] Unknown host`.
  */
 export class HError extends Error {
+  /** Always 'HError'. */
   override name = 'HError';
+  /** The h_errno value (not an errno). */
   readonly errno: number;
+  /** Its name, e.g. 'HOST_NOT_FOUND' ('HOST_ERROR' for one this platform does not name). */
   readonly code: string;
+  /** The call that failed, e.g. 'gethostbyaddr'. */
   readonly syscall: string;
+  /**
+   * Makes the error for h_errno `herrno`.
+   * @param herrno the h_errno value
+   * @param message the resolver's text (hstrerror)
+   * @param syscall the call that failed
+   */
   constructor(herrno: number, message: string, syscall = 'gethostbyaddr') {
     super(`[Errno ${herrno}] ${message}`);
     this.errno = herrno;
@@ -112,9 +149,17 @@ for (const [name, num] of Object.entries(native.constants)) {
 
 /** Python's KeyError: a descriptor or object that is not registered, a missing map entry. */
 export class KeyError extends Error {
+  /** Always 'KeyError'. */
   override name = 'KeyError';
+  /** Always 'ERR_KEY'. */
   readonly code = 'ERR_KEY';
+  /** What was looked up: the descriptor number or the object. */
   readonly key: unknown;
+  /**
+   * Makes the error for `key`.
+   * @param key the descriptor or object that was not found
+   * @param message default: `<key> is not registered`
+   */
   constructor(key: unknown, message?: string) {
     super(message ?? `${String(key)} is not registered`);
     this.key = key;
@@ -123,7 +168,9 @@ export class KeyError extends Error {
 
 /** Thrown by a handler to leave the loop at once; passes through `handleError`. */
 export class ExitNow extends Error {
+  /** Always 'ExitNow'. */
   override name = 'ExitNow';
+  /** 'ERR_EXIT_NOW' ('ERR_INTERRUPTED' for Interrupted). */
   readonly code: string = 'ERR_EXIT_NOW';
 }
 
@@ -139,6 +186,7 @@ export class Interrupted extends ExitNow {
   override readonly code: string = 'ERR_INTERRUPTED';
   /** The signal's name, e.g. 'SIGINT'. */
   readonly signal: string;
+  /** `signal`: the signal's name ('SIGINT'); `message` defaults to "interrupted by SIGINT". */
   constructor(signal: string, message?: string) {
     super(message ?? `interrupted by ${signal}`);
     this.signal = signal;
@@ -148,6 +196,7 @@ export class Interrupted extends ExitNow {
 /**
  * Turns a native result into a value: a negative number becomes an OSError
  * for `syscall`; anything else is returned as is.
+ * @throws OSError when `result` is a negative number (`-errno`)
  */
 export function check<T>(result: T | number, syscall: string, filename?: string): T {
   if (typeof result === 'number' && result < 0) throw new OSError(-result, syscall, undefined, filename);

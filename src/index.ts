@@ -1,9 +1,12 @@
 /**
  * asyncore-native: Python's socket / select / selectors / asyncore /
  * asynchat / socketserver stack on raw file descriptors.
+ *
+ * @module asyncore-native
  */
 export * from './errors.js';
 export * from './socket.js';
+export type { NativeAddress } from './native.js';
 export { select, Poll, Epoll, toFd, type FileLike, type Waiter } from './select.js';
 export * from './selectors.js';
 export * from './asyncore/index.js';

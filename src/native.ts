@@ -9,9 +9,7 @@
  * `ASYNCORE_NATIVE_BUILD` picks the build folder (`build`, `build-cmake`,
  * `build-asan`); by default node-gyp-build's search from the package root.
  */
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 /** An address as the addon speaks it: `[host, port]`, `[host, port, flowinfo, scopeId]` or a Unix path. */
 export type NativeAddress = [string, number] | [string, number, number, number] | string;
@@ -81,14 +79,34 @@ export interface NativeBinding {
   signalTrapClose(slot: number): number;
 }
 
-const require = createRequire(import.meta.url);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// src/ is CommonJS (src/package.json), so the package's one build serves
+// `require` and, through the ESM wrapper, `import` alike; `require` and
+// `__dirname` are CommonJS's own (vitest provides them too when it runs src/).
+// The package root is one folder up from src/ and from dist/.
+const root = path.resolve(__dirname, '..');
 
+/**
+ * build/Release (a source build) first, then the package's prebuilt binary
+ * for this platform (prebuilds/, node-gyp-build's rules). A machine with
+ * neither gets one message saying what to do rather than node-gyp-build's
+ * list of tags.
+ */
 function load(): NativeBinding {
   const dir = process.env.ASYNCORE_NATIVE_BUILD;
   if (dir) return require(path.resolve(root, dir, 'Release', 'asyncore_native.node')) as NativeBinding;
   const gypBuild = require('node-gyp-build') as (dir: string) => unknown;
-  return gypBuild(root) as NativeBinding;
+  try {
+    return gypBuild(root) as NativeBinding;
+  } catch (err) {
+    if (!/No native build was found/.test(String((err as Error).message))) throw err;
+    throw new Error(
+      `asyncore-native: no native addon for ${process.platform}-${process.arch}: the package's prebuilt binaries do not fit ` +
+        'this machine and no source build is in build/Release (the install script did not run, or failed). Build it with ' +
+        '`npm rebuild asyncore-native` (needs make, a C++ compiler and python3; npm 12 runs install scripts only for ' +
+        'packages approved with `npm approve-scripts`).',
+      { cause: err },
+    );
+  }
 }
 
 /**

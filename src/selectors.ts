@@ -25,9 +25,13 @@ export const EVENT_WRITE = 2;
 
 /** What a selector remembers about one registered object. */
 export interface SelectorKey<T = unknown> {
+  /** The object that was registered: a descriptor number or an object with `fileno()`. */
   readonly fileobj: FileLike;
+  /** Its descriptor number at registration. */
   readonly fd: number;
+  /** The interest: EVENT_READ, EVENT_WRITE or both. */
   readonly events: number;
+  /** The caller's value given to `register` / `modify`. */
   readonly data: T;
 }
 
@@ -37,17 +41,38 @@ function checkEvents(events: unknown): number {
   return events;
 }
 
-/** The base of every selector: the bookkeeping, with the kernel part left to subclasses. */
+/**
+ * The base of every selector: the bookkeeping, with the kernel part left to
+ * subclasses. `T` is the type of the keys' `data`.
+ *
+ * Methods for callers: `register`, `unregister`, `modify`, `select`,
+ * `getKey`, `getMap`, `close`. Methods a new backend implements: `osRegister`,
+ * `osUnregister`, `osModify`, `osSelect` (the kernel side only; the keys are
+ * kept here).
+ */
 export abstract class BaseSelector<T = unknown> {
+  /** The registered keys by descriptor number (for subclasses; callers use `getMap()`). */
   protected readonly fdToKey = new Map<number, SelectorKey<T>>();
   private isClosed = false;
 
-  /** Methods for subclasses: the kernel side of register / unregister / modify / a wait in seconds. */
+  /**
+   * Hook: tells the kernel side about a new descriptor. A throw leaves it
+   * unregistered.
+   * @param events EVENT_READ | EVENT_WRITE
+   */
   protected abstract osRegister(fd: number, events: number): void;
+  /** Hook: forgets a descriptor; must not throw for one that was already closed. */
   protected abstract osUnregister(fd: number, events: number): void;
+  /** Hook: changes a descriptor's interest from `oldEvents` to `events`. A throw drops the key. */
   protected abstract osModify(fd: number, oldEvents: number, events: number): void;
+  /**
+   * Hook: waits for readiness.
+   * @param timeout seconds; null waits forever, 0 does not block
+   * @returns `[fd, EVENT_READ | EVENT_WRITE]` pairs; fds not (or no longer) registered are ignored
+   */
   protected abstract osSelect(timeout: number | null): Array<[number, number]>;
 
+  /** @internal Throws OSError EBADF when the selector is closed. */
   protected live(what: string): void {
     if (this.isClosed) throw closedError('selector', what);
   }
@@ -65,6 +90,15 @@ export abstract class BaseSelector<T = unknown> {
     }
   }
 
+  /**
+   * Starts watching `fileobj` for `events`.
+   * @param events EVENT_READ, EVENT_WRITE or both
+   * @param data any value, returned in the key
+   * @returns the new key
+   * @throws KeyError when its descriptor is already registered; RangeError for `events` 0 or with
+   *   other bits; TypeError / RangeError for a bad `fileobj`; OSError from the kernel (epoll EPERM
+   *   for a regular file); OSError EBADF when closed
+   */
   register(fileobj: FileLike, events: number, data?: T): SelectorKey<T> {
     this.live('register');
     const ev = checkEvents(events);
@@ -76,6 +110,12 @@ export abstract class BaseSelector<T = unknown> {
     return key;
   }
 
+  /**
+   * Stops watching `fileobj` (an object or its descriptor number). A descriptor
+   * closed before this call is unregistered without error.
+   * @returns the key it had
+   * @throws KeyError when not registered; OSError EBADF when closed
+   */
   unregister(fileobj: FileLike): SelectorKey<T> {
     this.live('unregister');
     const key = this.lookup(fileobj);
@@ -85,6 +125,13 @@ export abstract class BaseSelector<T = unknown> {
     return key;
   }
 
+  /**
+   * Changes the interest and data of a registered `fileobj`; `data` left out
+   * becomes undefined, as Python's None.
+   * @returns the new key (keys are immutable)
+   * @throws KeyError when not registered; RangeError for bad `events`; OSError when the kernel
+   *   refuses (the key is then dropped); OSError EBADF when closed
+   */
   modify(fileobj: FileLike, events: number, data?: T): SelectorKey<T> {
     this.live('modify');
     const key = this.lookup(fileobj);
@@ -106,7 +153,14 @@ export abstract class BaseSelector<T = unknown> {
     return next;
   }
 
-  /** Waits up to `timeout` seconds (null: forever; <= 0: do not block). */
+  /**
+   * Waits until a registered object is ready.
+   * @param timeout seconds; null / undefined waits forever; <= 0 does not block. Rounded up to
+   *   the backend's resolution, so a wait is never shorter than asked.
+   * @returns `[key, events]` for each ready object, `events` within the key's interest; `[]` on
+   *   timeout. A signal ends the wait early only if its handler throws (EINTR is retried).
+   * @throws TypeError for a timeout that is not a number or null; OSError EBADF when closed
+   */
   select(timeout: number | null = null): Array<[SelectorKey<T>, number]> {
     this.live('select');
     if (timeout !== null && timeout !== undefined && (typeof timeout !== 'number' || Number.isNaN(timeout)))
@@ -120,6 +174,10 @@ export abstract class BaseSelector<T = unknown> {
     return ready;
   }
 
+  /**
+   * @returns the key of `fileobj` (an object or its descriptor number)
+   * @throws KeyError when not registered; OSError EBADF when closed
+   */
   getKey(fileobj: FileLike): SelectorKey<T> {
     this.live('getKey');
     const key = this.lookup(fileobj);
@@ -131,6 +189,7 @@ export abstract class BaseSelector<T = unknown> {
    * fileobj → key: a read-only live view (it follows later register /
    * unregister calls, as Python's mapping does). `get` / `has` accept the
    * object or its descriptor number.
+   * @throws OSError EBADF when closed
    */
   getMap(): ReadonlyMap<FileLike, SelectorKey<T>> {
     this.live('getMap');
@@ -138,15 +197,21 @@ export abstract class BaseSelector<T = unknown> {
   }
   private mapView?: SelectorMapping<T>;
 
+  /**
+   * Forgets every key and releases the kernel side (EpollSelector closes its
+   * epoll descriptor); the registered objects stay open. Closing twice is harmless.
+   */
   close(): void {
     this.fdToKey.clear();
     this.isClosed = true;
   }
 
+  /** True after `close()`. */
   get closed(): boolean {
     return this.isClosed;
   }
 
+  /** `close()`, for `using`. */
   [Symbol.for('nodejs.dispose')](): void {
     this.close();
   }
@@ -217,13 +282,17 @@ export class SelectSelector<T = unknown> extends BaseSelector<T> {
 
 /** Shared by the poll(2) and epoll(7) selectors: map EVENT_* to the kernel's bits and back. */
 abstract class KernelSelector<T> extends BaseSelector<T> {
+  /** @internal The kernel's bit for EVENT_READ. */
   protected abstract readonly inBits: number;
+  /** @internal The kernel's bit for EVENT_WRITE. */
   protected abstract readonly outBits: number;
+  /** @internal The kernel's error and hang-up bits. */
   protected abstract readonly errBits: number;
+  /** @internal EVENT_* → the kernel's bits. */
   protected toKernel(events: number): number {
     return (events & EVENT_READ ? this.inBits : 0) | (events & EVENT_WRITE ? this.outBits : 0);
   }
-  /** Errors and hang-ups count as both readable and writable, as in Python. */
+  /** @internal Errors and hang-ups count as both readable and writable, as in Python. */
   protected fromKernel(bits: number): number {
     return (bits & (this.inBits | this.errBits) ? EVENT_READ : 0) | (bits & (this.outBits | this.errBits) ? EVENT_WRITE : 0);
   }
@@ -232,8 +301,11 @@ abstract class KernelSelector<T> extends BaseSelector<T> {
 /** poll(2) behind the selector contract. */
 export class PollSelector<T = unknown> extends KernelSelector<T> {
   private poller = new Poll();
+  /** @internal */
   protected readonly inBits = C.POLLIN;
+  /** @internal */
   protected readonly outBits = C.POLLOUT;
+  /** @internal */
   protected readonly errBits = C.POLLERR | C.POLLHUP | C.POLLNVAL;
   protected osRegister(fd: number, events: number): void {
     this.poller.register(fd, this.toKernel(events));
@@ -253,9 +325,16 @@ export class PollSelector<T = unknown> extends KernelSelector<T> {
 /** epoll(7) behind the selector contract (Linux). `fileno()` is the epoll descriptor. */
 export class EpollSelector<T = unknown> extends KernelSelector<T> {
   private poller = new Epoll();
+  /** @internal */
   protected readonly inBits = C.EPOLLIN;
+  /** @internal */
   protected readonly outBits = C.EPOLLOUT;
+  /** @internal */
   protected readonly errBits = C.EPOLLERR | C.EPOLLHUP;
+  /**
+   * The epoll descriptor: pollable itself (readable when a registered object is ready).
+   * @throws OSError EBADF when closed
+   */
   fileno(): number {
     return this.poller.fileno();
   }
@@ -285,4 +364,7 @@ export class EpollSelector<T = unknown> extends KernelSelector<T> {
 }
 
 /** The best selector of the platform: EpollSelector on Linux, else PollSelector. */
-export const DefaultSelector: new <T = unknown>() => BaseSelector<T> = C.HAVE_EPOLL ? EpollSelector : PollSelector;
+export const DefaultSelector: {
+  /** Creates the platform's best selector (`new DefaultSelector()`). */
+  new <T = unknown>(): BaseSelector<T>;
+} = C.HAVE_EPOLL ? EpollSelector : PollSelector;

@@ -4,6 +4,8 @@
  * encoder, and the errno → reply-code table. No I/O: the asyncore proxy
  * (`asyncore-native socks5`) and the ThreadingTCPServer example both use it.
  * Published as `asyncore-native/socks5`.
+ *
+ * @module asyncore-native/socks5
  */
 import { isIP } from 'node:net';
 import * as C from './constants.js';
@@ -12,23 +14,39 @@ import type { Address } from './socket.js';
 
 /** RFC 1928 reply codes. */
 export const REP = {
+  /** 0x00: the connection is made. */
   SUCCEEDED: 0x00,
+  /** 0x01: general SOCKS server failure (also a malformed request). */
   GENERAL_FAILURE: 0x01,
+  /** 0x02: connection not allowed by ruleset (connect EACCES / EPERM). */
   NOT_ALLOWED: 0x02,
+  /** 0x03: network unreachable (ENETUNREACH, ENETDOWN). */
   NETWORK_UNREACHABLE: 0x03,
+  /** 0x04: host unreachable (EHOSTUNREACH, EHOSTDOWN, ETIMEDOUT, a name that does not resolve). */
   HOST_UNREACHABLE: 0x04,
+  /** 0x05: connection refused (ECONNREFUSED). */
   CONNECTION_REFUSED: 0x05,
+  /** 0x06: TTL expired. */
   TTL_EXPIRED: 0x06,
+  /** 0x07: command not supported (anything but CONNECT). */
   COMMAND_NOT_SUPPORTED: 0x07,
+  /** 0x08: address type not supported (an unknown ATYP; EAFNOSUPPORT). */
   ADDRESS_TYPE_NOT_SUPPORTED: 0x08,
 } as const;
 
+/** ATYP: an IPv4 address (4 bytes). */
 export const ATYP_IPV4 = 0x01;
+/** ATYP: a domain name (a length byte, then the name). */
 export const ATYP_DOMAIN = 0x03;
+/** ATYP: an IPv6 address (16 bytes). */
 export const ATYP_IPV6 = 0x04;
+/** CMD: CONNECT, the one command this library serves. */
 export const CMD_CONNECT = 0x01;
+/** Authentication method: none. */
 export const METHOD_NONE = 0x00;
+/** Authentication method: username / password (RFC 1929). */
 export const METHOD_USERPASS = 0x02;
+/** Method-selection reply: no acceptable method. */
 export const METHOD_REFUSED = 0xff;
 
 /** The reply code for a failed connect(2) (see the table in the module notes). */
@@ -54,7 +72,21 @@ export function replyForErrno(errno: number): number {
 }
 
 /** One step of a parser: more bytes needed, a message and its length, or a failure. */
-export type Parsed<T> = { need: number } | { value: T; used: number } | { fail: number };
+export type Parsed<T> =
+  | {
+      /** The buffer is too short: at least this many bytes are needed in all (call again with more). */
+      need: number;
+    }
+  | {
+      /** The parsed message. */
+      value: T;
+      /** How many bytes of the buffer it took (what follows belongs to the next message). */
+      used: number;
+    }
+  | {
+      /** Malformed: the reply code to send (what 0 means is said by each parser). */
+      fail: number;
+    };
 
 /** Version identifier / method selection: `fail` 0 means "not SOCKS5: close without reply". */
 export function parseGreeting(b: Buffer): Parsed<Buffer> {
@@ -67,7 +99,12 @@ export function parseGreeting(b: Buffer): Parsed<Buffer> {
 }
 
 /** RFC 1929 request; `fail` 1: a malformed one (answered with status 0x01). */
-export function parseAuth(b: Buffer): Parsed<{ user: Buffer; pass: Buffer }> {
+export function parseAuth(b: Buffer): Parsed<{
+  /** UNAME, as sent (1–255 bytes). */
+  user: Buffer;
+  /** PASSWD, as sent (0–255 bytes). */
+  pass: Buffer;
+}> {
   if (b.length < 1) return { need: 1 };
   if (b[0] !== 0x01) return { fail: 1 };
   if (b.length < 2) return { need: 2 };
@@ -80,11 +117,15 @@ export function parseAuth(b: Buffer): Parsed<{ user: Buffer; pass: Buffer }> {
   return { value: { user: b.subarray(2, 2 + ulen), pass: b.subarray(3 + ulen, total) }, used: total };
 }
 
+/** A parsed SOCKS5 request (RFC 1928 section 4). */
 export interface Socks5Request {
+  /** CMD: always CMD_CONNECT once parsed (other commands fail the parse). */
   cmd: number;
+  /** ATYP of the destination: ATYP_IPV4, ATYP_DOMAIN or ATYP_IPV6. */
   atyp: number;
   /** An IPv4 / IPv6 literal or a domain name. */
   host: string;
+  /** DST.PORT. */
   port: number;
 }
 

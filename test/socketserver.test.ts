@@ -13,11 +13,10 @@
  * workers and children; beforeAll builds it when it is missing or stale.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fdCount, trackFds } from './helpers/fds.js';
@@ -57,11 +56,10 @@ beforeAll(() => {
     // Not built yet.
   }
   if (built < newest(path.join(root, 'src'))) {
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
     try {
-      execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'pipe', timeout: 120_000 });
+      execFileSync(process.execPath, [path.join(root, 'scripts/build-dist.mjs')], { stdio: 'pipe', timeout: 120_000 });
     } catch (e) {
-      // tsc exits non-zero on a type error anywhere in src/ but still emits; only a missing runner is fatal here.
+      // The build exits non-zero on a type error anywhere in src/ but still emits; only a missing runner is fatal here.
       if (statSync(runner, { throwIfNoEntry: false }) === undefined) throw e;
     }
   }
@@ -384,14 +382,49 @@ describe('threading / forking details', () => {
     expect(fdCount()).toBe(before);
   });
 
-  it('a handler module without the named export reports a TypeError to handleError', async () => {
+  it.each([
+    ['a module that does not exist', (): string => new URL('./fixtures/socketserver/no-such-module.mjs', import.meta.url).href, /cannot be imported: .*(Cannot find module|ERR_MODULE_NOT_FOUND)/],
+    ['a module that throws while loading', (): string => 'data:text/javascript,throw new Error("broken at import")', /cannot be imported: broken at import/],
+    ['a module without the named export', (): string => handlersUrl, /has no class export 'NoSuchHandler' \(its class exports: .*EchoHandler/],
+  ] as const)('%s is refused by the constructor with a TypeError naming the server and the problem, leaking nothing', (_what, url, message) => {
+    const before = fdCount();
+    for (const Server of [ThreadingTCPServer, ForkingTCPServer, ThreadingUDPServer, ForkingUnixStreamServer] as OffCtor[]) {
+      const address: Address = Server === (ForkingUnixStreamServer as OffCtor) ? unixPath() : ['127.0.0.1', 0];
+      let err: unknown;
+      try {
+        new Server(address, { module: url(), export: 'NoSuchHandler' });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(TypeError);
+      expect((err as Error).message).toMatch(new RegExp(`^${Server.name}: `));
+      expect((err as Error).message).toMatch(message);
+    }
+    // The check's child process is gone and each server's socket was closed.
+    expect(fdCount()).toBe(before);
+  });
+
+  it('an export that is a function but not a request handler class is refused by the constructor', () => {
     for (const Server of [ThreadingTCPServer, ForkingTCPServer]) {
+      expect(() => new Server(['127.0.0.1', 0], mod('sleepSync'))).toThrow(/'sleepSync' of .* is not a request handler class/);
+    }
+  });
+
+  it('a handler module that disappears after construction fails its requests with a TypeError in handleError', async () => {
+    for (const Server of [ThreadingTCPServer, ForkingTCPServer]) {
+      const file = path.join(root, 'test/fixtures/socketserver', `vanishing-${process.pid}-${Server.name}.mjs`);
+      writeFileSync(file, "export { EchoHandler } from './handlers.mjs';\n");
       const errors: Error[] = [];
-      const server = new (class extends (Server as OffCtor) {
-        override handleError(_r: unknown, _a: Address, err: unknown): void {
-          errors.push(err as Error);
-        }
-      })(['127.0.0.1', 0], mod('NoSuchHandler'));
+      let server: OffServer;
+      try {
+        server = new (class extends (Server as OffCtor) {
+          override handleError(_r: unknown, _a: Address, err: unknown): void {
+            errors.push(err as Error);
+          }
+        })(['127.0.0.1', 0], { module: pathToFileURL(file).href, export: 'EchoHandler' });
+      } finally {
+        rmSync(file);
+      }
       const c = new Client(TCP, server.serverAddress);
       try {
         c.send('x\n');
@@ -403,7 +436,7 @@ describe('threading / forking details', () => {
         server.serverClose();
       }
       expect(errors.map((e) => e.name)).toEqual(['TypeError']);
-      expect(errors[0]!.message).toContain('NoSuchHandler');
+      expect(errors[0]!.message).toMatch(/cannot be imported/);
       await server.settled();
     }
   });

@@ -42,8 +42,11 @@ export type HandlerClass = new (request: any, clientAddress: Address, server: an
  * - `data`: any JSON-serialisable value, seen by the handler as `this.server.data`.
  */
 export interface HandlerModule {
+  /** The module's URL (`file:`, `data:`, …) or absolute path; checked by the server's constructor. */
   module: string | URL;
+  /** The exported handler class's name (default `'default'`). */
   export?: string;
+  /** A JSON-serialisable value; the handler sees it as `this.server.data`. */
   data?: unknown;
 }
 
@@ -64,9 +67,14 @@ export abstract class BaseServer<Req = unknown> implements ServerLike {
   /** The handler: a class (synchronous servers) or a module reference (threading / forking). */
   readonly RequestHandlerClass: HandlerClass | HandlerModule;
   private shutdownRequested = false;
-  /** The wake-up channel: other threads and processes reach the serving loop through it. */
+  /** @internal The wake-up channel: other threads and processes reach the serving loop through it. */
   protected readonly wake: WakeChannel;
 
+  /**
+   * Records the address and handler and opens the wake-up channel (a Unix
+   * datagram socketpair); binding is the subclasses' part.
+   * @throws OSError when the socketpair cannot be made (EMFILE)
+   */
   constructor(serverAddress: Address, RequestHandlerClass: HandlerClass | HandlerModule) {
     this.serverAddress = serverAddress;
     this.RequestHandlerClass = RequestHandlerClass;
@@ -79,7 +87,7 @@ export abstract class BaseServer<Req = unknown> implements ServerLike {
   /** Hook: takes one request off the socket: `[request, clientAddress]`. An OSError skips the request. */
   abstract getRequest(): [Req, Address];
 
-  /** Hook: the socket's own timeout, combined with `timeout` by `handleRequest()`. */
+  /** Hook: the socket's own timeout (seconds, null: none), combined with `timeout` by `handleRequest()`. */
   protected listenerTimeout(): number | null {
     return null;
   }
@@ -254,7 +262,7 @@ export abstract class BaseServer<Req = unknown> implements ServerLike {
     this.closeRequest(request);
   }
 
-  /** Hook: releases a request's resources. */
+  /** Hook: releases a request's resources (TCP: closes the connection; UDP: nothing). */
   closeRequest(_request: Req): void {}
 
   /**
@@ -285,10 +293,15 @@ export interface BaseServer<Req = unknown> {
 export interface ServerOptions {
   /** Bind and listen in the constructor (default true). */
   bindAndActivate?: boolean;
+  /** AF_INET (default), AF_INET6 or AF_UNIX. */
   addressFamily?: number;
+  /** SOCK_STREAM (TCP / Unix stream servers) or SOCK_DGRAM (UDP / Unix datagram servers). */
   socketType?: number;
+  /** Set SO_REUSEADDR before binding (default false). */
   allowReuseAddress?: boolean;
+  /** Set SO_REUSEPORT before binding (default false). */
   allowReusePort?: boolean;
+  /** The listen backlog (default 5, as Python's). */
   requestQueueSize?: number;
 }
 
@@ -312,10 +325,15 @@ type Settings = Omit<ServerOptions, 'bindAndActivate'>;
  * try { server.serveForever(); } finally { server.serverClose(); }
  */
 export class TCPServer<Req = Socket> extends BaseServer<Req> {
+  /** The address family of the class's servers (AF_INET; AF_UNIX for the Unix servers). */
   static addressFamily: number = AF_INET;
+  /** The socket type of the class's servers (SOCK_STREAM; SOCK_DGRAM for the datagram servers). */
   static socketType: number = SOCK_STREAM;
+  /** The listen backlog of the class's servers (5). */
   static requestQueueSize = 5;
+  /** Whether the class's servers set SO_REUSEADDR before binding (false). */
   static allowReuseAddress = false;
+  /** Whether the class's servers set SO_REUSEPORT before binding (false). */
   static allowReusePort = false;
 
   private settings: Settings = {};
@@ -348,33 +366,43 @@ export class TCPServer<Req = Socket> extends BaseServer<Req> {
     return (this.settings[k] ?? (this.constructor as unknown as Record<K, Settings[K]>)[k]) as NonNullable<Settings[K]>;
   }
 
+  /** The socket's address family: the option given, else the class's static. Setting it after construction changes nothing made. */
   get addressFamily(): number {
     return this.setting('addressFamily');
   }
+  /** Sets it for this instance; the socket is made by the constructor: too late to matter. */
   set addressFamily(v: number) {
     this.settings.addressFamily = v;
   }
+  /** The socket type: the option given, else the class's static. */
   get socketType(): number {
     return this.setting('socketType');
   }
+  /** Sets it for this instance; the socket is made by the constructor: too late to matter. */
   set socketType(v: number) {
     this.settings.socketType = v;
   }
+  /** Whether `serverBind()` sets SO_REUSEADDR: the option given, else the class's static. */
   get allowReuseAddress(): boolean {
     return this.setting('allowReuseAddress');
   }
+  /** Sets it for this instance; read by `serverBind()` (construct with `bindAndActivate: false` to set it first). */
   set allowReuseAddress(v: boolean) {
     this.settings.allowReuseAddress = v;
   }
+  /** Whether `serverBind()` sets SO_REUSEPORT: the option given, else the class's static. */
   get allowReusePort(): boolean {
     return this.setting('allowReusePort');
   }
+  /** Sets it for this instance; read by `serverBind()` (construct with `bindAndActivate: false` to set it first). */
   set allowReusePort(v: boolean) {
     this.settings.allowReusePort = v;
   }
+  /** The backlog `serverActivate()` listens with: the option given, else the class's static. */
   get requestQueueSize(): number {
     return this.setting('requestQueueSize');
   }
+  /** Sets it for this instance; read by `serverActivate()` (construct with `bindAndActivate: false` to set it first). */
   set requestQueueSize(v: number) {
     this.settings.requestQueueSize = v;
   }
@@ -401,6 +429,7 @@ export class TCPServer<Req = Socket> extends BaseServer<Req> {
     }
   }
 
+  /** The server socket's descriptor (-1 after `serverClose()`). */
   fileno(): number {
     return this.socket.fileno();
   }
@@ -424,6 +453,7 @@ export class TCPServer<Req = Socket> extends BaseServer<Req> {
     this.closeRequest(request);
   }
 
+  /** Closes the connection. */
   override closeRequest(request: Req): void {
     (request as unknown as Socket).close();
   }
@@ -448,10 +478,12 @@ export class UDPServer extends TCPServer<[Buffer, Socket]> {
   /** Nothing to activate for a datagram socket. */
   override serverActivate(): void {}
 
+  /** Nothing to shut down: the server's socket serves every datagram. */
   override shutdownRequest(request: [Buffer, Socket]): void {
     this.closeRequest(request);
   }
 
+  /** Nothing to close per datagram. */
   override closeRequest(_request: [Buffer, Socket]): void {}
 }
 

@@ -14,18 +14,38 @@ import { select } from '../select.js';
 
 /** An error as it travels from a worker or child to the server. */
 export interface SerializedError {
+  /** The error's `name` ('TypeError', 'OSError', …). */
   name: string;
+  /** The error's `message`. */
   message: string;
+  /** The error's `stack`, cut to 16 000 characters. */
   stack?: string;
+  /** The error's `code`, when a string or number. */
   code?: unknown;
+  /** The error's `errno`, when a number. */
   errno?: unknown;
 }
 
-/** What travels on the channel. */
+/** What travels on the channel, one JSON datagram each. */
 export type WakeMessage =
-  | { t: 'shutdown' }
-  | { t: 'done'; id: number }
-  | { t: 'error'; id: number; error: SerializedError };
+  | {
+      /** 'shutdown': stop `serveForever` after its current pass. */
+      t: 'shutdown';
+    }
+  | {
+      /** 'done': the job finished (its descriptors are closed). */
+      t: 'done';
+      /** The job's id. */
+      id: number;
+    }
+  | {
+      /** 'error': the job's handler threw. */
+      t: 'error';
+      /** The job's id. */
+      id: number;
+      /** What it threw. */
+      error: SerializedError;
+    };
 
 // A stack longer than this is cut, so that one datagram always fits the
 // socket's send buffer (212 992 bytes by default on Linux).

@@ -22,10 +22,14 @@ export interface ServerLike {
 
 /** The base of every handler. `request` is a Socket (stream) or `[data, socket]` (datagram). */
 export class BaseRequestHandler<Req = unknown, S extends ServerLike = ServerLike> {
+  /** The request: the connection's Socket (stream servers) or `[data, serverSocket]` (datagram servers). */
   readonly request: Req;
+  /** The client's address: `[host, port]`, `[host, port, flowinfo, scopeId]` or a path (`''` for an unnamed Unix peer). */
   readonly clientAddress: Address;
+  /** The server (in a worker thread or child process: its RemoteServer stand-in). */
   readonly server: S;
 
+  /** Stores the three; does not run anything (the server calls `run()`). */
   constructor(request: Req, clientAddress: Address, server: S) {
     this.request = request;
     this.clientAddress = clientAddress;
@@ -52,6 +56,7 @@ export class BaseRequestHandler<Req = unknown, S extends ServerLike = ServerLike
 
 /** Something that yields bytes until it returns an empty Buffer (end of stream). */
 export interface ByteSource {
+  /** Up to `n` bytes (at least 1 unless at end of stream, when it returns an empty Buffer); may block. */
   recv(n: number): Buffer;
 }
 
@@ -71,6 +76,11 @@ export class SocketReader implements Iterable<Buffer> {
   private isClosed = false;
   private readonly chunk: number;
 
+  /**
+   * Makes a reader over `source`.
+   * @param source a Socket or any ByteSource
+   * @param bufsize read-ahead in bytes: -1 the default (8192), 0 unbuffered
+   */
   constructor(
     private readonly source: ByteSource & { fileno?(): number },
     bufsize = -1,
@@ -132,6 +142,7 @@ export class SocketReader implements Iterable<Buffer> {
     return [...this];
   }
 
+  /** The remaining lines, each with its `\n` (the last may lack it), until end of stream. */
   *[Symbol.iterator](): Iterator<Buffer> {
     for (;;) {
       const line = this.readline();
@@ -145,10 +156,12 @@ export class SocketReader implements Iterable<Buffer> {
     return this.source.fileno?.() ?? -1;
   }
 
+  /** True after `close()`. */
   get closed(): boolean {
     return this.isClosed;
   }
 
+  /** Drops the read-ahead; later reads throw RangeError. The socket stays open. */
   close(): void {
     this.isClosed = true;
     this.buf = Buffer.alloc(0);
@@ -167,6 +180,11 @@ export class SocketWriter {
   private pendingBytes = 0;
   private isClosed = false;
 
+  /**
+   * Makes a writer over `sock`.
+   * @param sock the connection
+   * @param bufsize 0: every write is sent at once; > 0: bytes to collect before sending
+   */
   constructor(
     private readonly sock: Socket,
     private readonly bufsize = 0,
@@ -176,7 +194,10 @@ export class SocketWriter {
     if (this.isClosed) throw new RangeError('I/O operation on closed file');
   }
 
-  /** Writes all of `data` (a string is UTF-8); returns its length in bytes. */
+  /**
+   * Writes all of `data` (a string is UTF-8); returns its length in bytes.
+   * @throws RangeError when closed; OSError from `sendall` (EPIPE, ECONNRESET), SocketTimeout
+   */
   write(data: BytesLike): number {
     this.live();
     const b = toBytes(data);
@@ -205,10 +226,12 @@ export class SocketWriter {
     this.sock.sendall(all);
   }
 
+  /** The socket's descriptor. */
   fileno(): number {
     return this.sock.fileno();
   }
 
+  /** True after `close()`. */
   get closed(): boolean {
     return this.isClosed;
   }
@@ -229,6 +252,10 @@ export class BytesWriter {
   private chunks: Buffer[] = [];
   private isClosed = false;
 
+  /**
+   * Appends `data` (a string is UTF-8); returns its length in bytes.
+   * @throws RangeError when closed
+   */
   write(data: BytesLike): number {
     if (this.isClosed) throw new RangeError('I/O operation on closed file');
     const b = Buffer.from(toBytes(data));
@@ -241,10 +268,12 @@ export class BytesWriter {
     return Buffer.concat(this.chunks);
   }
 
+  /** True after `close()`. */
   get closed(): boolean {
     return this.isClosed;
   }
 
+  /** Refuses further writes; `getvalue()` still works. */
   close(): void {
     this.isClosed = true;
   }
@@ -266,16 +295,22 @@ export class BytesWriter {
  * }
  */
 export class StreamRequestHandler<S extends ServerLike = ServerLike> extends BaseRequestHandler<Socket, S> {
+  /** Read-ahead of `rfile` in bytes: -1 buffered (8192), 0 unbuffered (never reads past a line). */
   rbufsize = -1;
+  /** Write buffer of `wfile` in bytes: 0 sends every write at once. */
   wbufsize = 0;
   /** Seconds applied to the connection with `settimeout` in setup; null leaves it blocking. */
   timeout: number | null = null;
+  /** Set TCP_NODELAY on the connection in setup (TCP only). */
   disableNagleAlgorithm = false;
   /** The connection (the request). */
   connection!: Socket;
+  /** A blocking reader over the connection (made in setup). */
   rfile!: SocketReader;
+  /** A blocking writer over the connection (made in setup). */
   wfile!: SocketWriter;
 
+  /** Applies `timeout` and `disableNagleAlgorithm`, makes `rfile` and `wfile`. */
   override setup(): void {
     this.connection = this.request;
     if (this.timeout !== null) this.connection.settimeout(this.timeout);
@@ -284,6 +319,7 @@ export class StreamRequestHandler<S extends ServerLike = ServerLike> extends Bas
     this.wfile = new SocketWriter(this.connection, this.wbufsize);
   }
 
+  /** Flushes and closes `wfile` (a failed final flush is ignored, as in Python), closes `rfile`. */
   override finish(): void {
     if (this.wfile && !this.wfile.closed) {
       try {
@@ -311,9 +347,12 @@ export class DatagramRequestHandler<S extends ServerLike = ServerLike> extends B
   packet!: Buffer;
   /** The server's socket, for replying. */
   socket!: Socket;
+  /** Reads the datagram (then end of stream). */
   rfile!: SocketReader;
+  /** Collects the reply; `finish()` sends it in one datagram. */
   wfile!: BytesWriter;
 
+  /** Makes `rfile` over the datagram and an empty `wfile`. */
   override setup(): void {
     [this.packet, this.socket] = this.request;
     let given = false;
@@ -328,6 +367,10 @@ export class DatagramRequestHandler<S extends ServerLike = ServerLike> extends B
     this.wfile = new BytesWriter();
   }
 
+  /**
+   * Sends what was written to `wfile` to the client, in one datagram.
+   * @throws OSError from sendto (EMSGSIZE for a reply too long for one datagram)
+   */
   override finish(): void {
     this.socket.sendto(this.wfile.getvalue(), this.clientAddress);
   }

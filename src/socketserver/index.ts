@@ -8,7 +8,7 @@ export {
   type HandlerClass, type HandlerModule, type ServerOptions,
 } from './base.js';
 export {
-  ThreadingMixIn, ForkingMixIn, runnerUrl, type OffloadingServer, type ThreadingServer, type ForkingServer, type Mixed,
+  ThreadingMixIn, ForkingMixIn, runnerUrl, type OffloadingServer, type ThreadingServer, type ForkingServer, type Mixed, type TCPServerCtor,
   ThreadingTCPServer, ThreadingUDPServer, ThreadingUnixStreamServer, ThreadingUnixDatagramServer,
   ForkingTCPServer, ForkingUDPServer, ForkingUnixStreamServer, ForkingUnixDatagramServer,
 } from './mixins.js';

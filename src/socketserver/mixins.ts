@@ -33,19 +33,23 @@
  */
 import { existsSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SOCK_STREAM, Socket, closeFd, type Address } from '../socket.js';
 import { BaseServer, TCPServer, UDPServer, UnixDatagramServer, UnixStreamServer, type HandlerModule, type ServerOptions } from './base.js';
 import { deserializeError, type WakeMessage } from './channel.js';
-import { JOB_ENV, JOB_KEY, type Job } from './job.js';
+import { CHECK_ARG, CHECK_PREFIX, JOB_ENV, JOB_KEY, type Job } from './job.js';
 
-/** The compiled runner: beside this file when running from dist/, else in the package's dist/. */
-export const runnerUrl: URL = import.meta.url.endsWith('.ts')
-  ? new URL('../../dist/socketserver/runner.js', import.meta.url)
-  : new URL('./runner.js', import.meta.url);
+/**
+ * The compiled runner that worker threads and child processes start: beside
+ * this file when running from dist/, else (the TypeScript sources, under
+ * vitest) in the package's dist/.
+ */
+export const runnerUrl: URL = pathToFileURL(
+  __filename.endsWith('.ts') ? path.resolve(__dirname, '../../dist/socketserver/runner.js') : path.join(__dirname, 'runner.js'),
+);
 
 function checkRunner(): void {
   if (!existsSync(fileURLToPath(runnerUrl))) {
@@ -69,6 +73,46 @@ function checkHandlerModule(h: unknown): { module: string; export: string; data:
   return { module, export: spec.export ?? 'default', data: spec.data ?? null };
 }
 
+// How long a handler module may take to load when the server checks it (a module that never finishes fails the check).
+const CHECK_TIMEOUT_MS = 30_000;
+
+/**
+ * Checks, before the server takes any request, that the handler module
+ * resolves, imports and exports the named request handler class: the runner
+ * imports it in a short-lived `node` child (`runner.js --check`), with the
+ * module resolution its workers or children will have (`execArgv`). A
+ * constructor is synchronous and `import()` is not, so the check runs in a
+ * process of its own, which is gone when this returns; its cost (one Node
+ * start and one import, about 0.1 s) is paid once per server.
+ * @throws TypeError `<Server>: <what is wrong>`: cannot be imported, no such
+ *   export, not a handler class, or the check did not finish in 30 s.
+ */
+function checkHandlerLoads(server: string, handler: { module: string; export: string }, execArgv: readonly string[]): void {
+  const r = spawnSync(process.execPath, [...execArgv, fileURLToPath(runnerUrl), CHECK_ARG, handler.module, handler.export], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: CHECK_TIMEOUT_MS,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const line = (r.stdout ?? '').split('\n').reverse().find((l) => l.startsWith(CHECK_PREFIX));
+  if (line !== undefined) {
+    const { error } = JSON.parse(line.slice(CHECK_PREFIX.length)) as { error: string | null };
+    if (error !== null) throw new TypeError(`${server}: ${error}`);
+    return;
+  }
+  const why = r.error?.message ?? (r.signal ? `killed by ${r.signal}` : `exit ${r.status}`);
+  const tail = (r.stderr ?? '').trim().split('\n').slice(-5).join('\n');
+  throw new TypeError(`${server}: checking handler module ${handler.module} failed (${why})${tail ? `:\n${tail}` : ''}`);
+}
+
+/** The name of an object's class, or of its nearest named base (a server may be an anonymous subclass). */
+function className(obj: object): string {
+  for (let c = obj.constructor as { name?: string } | null; c; c = Object.getPrototypeOf(c) as { name?: string } | null) {
+    if (c.name) return c.name;
+  }
+  return 'server';
+}
+
 /** A running job as the server tracks it. */
 interface JobRecord {
   request: unknown;
@@ -76,7 +120,8 @@ interface JobRecord {
   pid?: number;
 }
 
-type TCPServerCtor = abstract new (...args: any[]) => TCPServer<any>;
+/** Any TCPServer class (the mixins' base). */
+export type TCPServerCtor = abstract new (...args: any[]) => TCPServer<any>;
 
 /** What both mixins add to a server (public part). */
 export interface OffloadingServer {
@@ -124,6 +169,7 @@ function Offloading<B extends TCPServerCtor>(Base: B) {
       try {
         this.handler = checkHandlerModule(this.RequestHandlerClass);
         checkRunner();
+        checkHandlerLoads(className(this), this.handler, this.handlerExecArgv());
       } catch (e) {
         this.serverClose();
         throw e;
@@ -178,6 +224,11 @@ function Offloading<B extends TCPServerCtor>(Base: B) {
       }
     }
 
+    /** The Node options the handler runs under: a child process gets none (as ForkingMixIn spawns it). */
+    protected handlerExecArgv(): readonly string[] {
+      return [];
+    }
+
     /** Hook: true when the job's thread / process is known to be gone without a report. */
     protected isGone(_rec: JobRecord): boolean {
       return false;
@@ -225,6 +276,20 @@ export function ThreadingMixIn<B extends TCPServerCtor>(Base: B): Mixed<B, Threa
   abstract class ThreadingMixIn extends Offloading(Base) {
     /** Workers do not keep the process alive (Python's daemon_threads). */
     daemonThreads = false;
+
+    /**
+     * A worker thread inherits the process's Node options (loaders, `--conditions`); the
+     * inspector's are the process's own, and would make the check's child contend for its port.
+     */
+    protected override handlerExecArgv(): readonly string[] {
+      const out: string[] = [];
+      for (let i = 0; i < process.execArgv.length; i++) {
+        const a = process.execArgv[i]!;
+        if (!/^--(inspect|debug)/.test(a)) out.push(a);
+        else if (/^--(inspect|debug)-port$/.test(a)) i++; // its value is the next argument
+      }
+      return out;
+    }
 
     override processRequest(request: unknown, clientAddress: Address): void {
       this.collect();
@@ -363,48 +428,112 @@ export type { HandlerModule, ServerOptions };
 
 /** A TCPServer serving each connection in a worker thread. */
 export class ThreadingTCPServer extends ThreadingMixIn(TCPServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UDPServer serving each datagram in a worker thread. */
 export class ThreadingUDPServer extends ThreadingMixIn(UDPServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UnixStreamServer serving each connection in a worker thread. */
 export class ThreadingUnixStreamServer extends ThreadingMixIn(UnixStreamServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UnixDatagramServer serving each datagram in a worker thread. */
 export class ThreadingUnixDatagramServer extends ThreadingMixIn(UnixDatagramServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A TCPServer serving each connection in a child process. */
 export class ForkingTCPServer extends ForkingMixIn(TCPServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UDPServer serving each datagram in a child process. */
 export class ForkingUDPServer extends ForkingMixIn(UDPServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UnixStreamServer serving each connection in a child process. */
 export class ForkingUnixStreamServer extends ForkingMixIn(UnixStreamServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
 }
 /** A UnixDatagramServer serving each datagram in a child process. */
 export class ForkingUnixDatagramServer extends ForkingMixIn(UnixDatagramServer) {
+  /**
+   * Binds and activates like the base server, then checks the handler module
+   * (it must import and export a request handler class).
+   * @param handler the handler module reference
+   * @param bindAndActivate false, or ServerOptions
+   * @throws TypeError for a class instead of a module reference, a relative path, or a module that
+   *   does not load or lacks the handler; OSError from binding (EADDRINUSE, …)
+   */
   constructor(serverAddress: Address, handler: HandlerModule, bindAndActivate: boolean | ServerOptions = true) {
     super(serverAddress, handler, bindAndActivate);
   }
