@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // The benchmark: select vs poll vs epoll, and asyncore-native against its peers.
 //
-//   npm run bench                 # pollers + echo, full (8–20 minutes), results in bench/out/
+//   npm run bench                 # pollers, echo, timers, queues: full (10–25 minutes), results in bench/out/
 //   npm run bench -- --quick      # fewer sizes, 1 run, short windows (about 1 minute), bench/out/quick/
 //   npm run bench -- --soak       # 10 000 connections for 30 s through our epoll loop
 //   npm run bench -- --record     # also copy the results to bench/results/ (committed; the README's figures)
 //   npm run bench -- --charts DIR # only redraw DIR's charts from its results.json / soak.json (no measuring)
-//   options: --only pollers|echo|soak  --runs N  --duration S  --warmup S  --no-python  --out DIR
+//   options: --only pollers|echo|timers|queues|soak  --runs N  --duration S  --warmup S  --no-python  --out DIR
 //
 // Builds what it needs (the C tools with make, the addon and dist/ when
 // missing or older than src/), skips the Python rows with a stated reason when
@@ -347,7 +347,8 @@ function soakChart(soak) {
  * `json` lands under `results[name]`, `md` in summary.md, and `charts(json)` gives
  * the charts to draw beside them (`{ 'file.svg': vegaLiteSpec }`; also used by
  * --charts to redraw from saved results). `ctx`: { quick, opt, pyMissing, quiet,
- * print, progress }. `inDefault`: part of a plain `npm run bench`; the others run
+ * print, progress }. `inDefault`: part of a plain `npm run bench` (`inQuick: false`: not of
+ * `--quick`, which keeps its stated time); the others run
  * with `--only NAME` (soak also with --soak, into its own files).
  */
 const PARTS = [
@@ -430,6 +431,73 @@ const PARTS = [
   },
 ];
 
+/**
+ * A part that is its own script (it measures in its own process, prints its
+ * tables as markdown and writes one JSON file): run with a time limit, its
+ * JSON kept under the part's name and its markdown in summary.md.
+ * `args(outDir)` gives the script's arguments.
+ */
+function scriptPart({ name, inDefault, inQuick, script, file, args, limitS }) {
+  return {
+    name,
+    inDefault,
+    inQuick,
+    async run(ctx) {
+      await ctx.quiet();
+      ctx.progress(`${name}: node ${path.relative(ROOT, script)}`);
+      const argv = [script, ...args(outDir, ctx)];
+      const out = await new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+        liveServers.add(child);
+        let stdout = '', stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => {
+          stderr += d;
+          const last = String(d).trim().split('\n').pop();
+          if (last) ctx.progress(`${name}: ${last.slice(0, 100)}`);
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), limitS * 1000);
+        child.on('exit', (code, signal) => {
+          clearTimeout(timer);
+          liveServers.delete(child);
+          if (code === 0) resolve(stdout);
+          else reject(new Error(`${name}: ${path.relative(ROOT, script)} ${signal ? `killed (${signal}, limit ${limitS} s)` : `exited ${code}`}\n${stderr.slice(-2000)}`));
+        });
+      });
+      const json = JSON.parse(readFileSync(path.join(outDir, file), 'utf8'));
+      const md = out.replace(/^results: .*$/m, '').trim();
+      ctx.print(`\n${md}\n`);
+      return { json, md };
+    },
+  };
+}
+
+PARTS.push(
+  scriptPart({
+    name: 'timers',
+    inDefault: true,
+    inQuick: false,
+    script: path.join(BENCH_DIR, 'timers.mjs'),
+    file: 'timers.json',
+    args: (dir) => [...(quick ? ['--quick'] : []), '--out', dir],
+    limitS: 600,
+  }),
+  scriptPart({
+    name: 'queues',
+    inDefault: true,
+    inQuick: false,
+    script: path.join(BENCH_DIR, 'queues.mjs'),
+    file: 'queues.json',
+    args: (dir, ctx) => [
+      ...(quick ? ['--sizes', '50000,200000', '--runs', '1'] : []),
+      ...(ctx.pyMissing ? ['--no-python'] : []),
+      '--out',
+      path.join(dir, 'queues.json'),
+    ],
+    limitS: 600,
+  }),
+);
+
 /** --charts DIR: redraws the charts of DIR's saved results (after a change to a chart, not to a figure). */
 async function redraw(dir) {
   const drawn = [];
@@ -438,7 +506,7 @@ async function redraw(dir) {
     if (!existsSync(p)) continue;
     const saved = JSON.parse(readFileSync(p, 'utf8'));
     for (const part of PARTS) {
-      if (!saved[part.name]) continue;
+      if (!saved[part.name] || !part.charts) continue;
       for (const [svg, spec] of Object.entries(part.charts(saved[part.name]))) {
         writeFileSync(path.join(dir, svg), await renderSvg(spec));
         drawn.push(svg);
@@ -453,7 +521,7 @@ if (opt.charts) await redraw(path.resolve(opt.charts));
 // ------------------------------------------------------------ main
 
 const known = new Set(PARTS.map((p) => p.name));
-const only = new Set((opt.only ?? (opt.soak ? 'soak' : PARTS.filter((p) => p.inDefault).map((p) => p.name).join(','))).split(','));
+const only = new Set((opt.only ?? (opt.soak ? 'soak' : PARTS.filter((p) => p.inDefault && (!quick || p.inQuick !== false)).map((p) => p.name).join(','))).split(','));
 for (const name of only) {
   if (!known.has(name)) {
     console.error(`unknown part --only ${name} (known: ${[...known].join(', ')})`);
