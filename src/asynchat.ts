@@ -27,12 +27,24 @@ import { Socket, toBytes, type BytesLike } from './socket.js';
 
 /** Something `pushWithProducer` accepts: `more()` returns the next bytes, empty when done. */
 export interface Producer {
+  /**
+   * Called by `initiateSend` each time the producer reaches the head of the
+   * queue: the next bytes (a string is UTF-8) to send; an empty result (or
+   * undefined / null) means the producer is done and is dropped. Something
+   * other than bytes or a string is a TypeError, which goes to `handleError`
+   * when the send ran from the loop.
+   */
   more(): BytesLike;
 }
 
 /** A terminator: bytes, a byte count, or null. */
 export type Terminator = Uint8Array | string | number | null;
 
+/**
+ * An entry of `AsyncChat#producerFifo`: bytes to send, a producer, or null
+ * ("close when done").
+ * @inline
+ */
 type OutItem = Uint8Array | Producer | null;
 
 /** Python's `find_prefix_at_end`: the length of the longest proper prefix of `needle` that ends `haystack`. */
@@ -68,8 +80,19 @@ export class AsyncChat extends Dispatcher {
    * nothing lets it grow.
    */
   producerFifo: Fifo<OutItem> = new Fifo();
+  /**
+   * The current terminator, as `setTerminator` stored it: a Buffer, a count
+   * of bytes still to read (counted down by `handleRead`, 0 once reached),
+   * or null. Set it with `setTerminator`, which checks the value.
+   */
   terminator: Uint8Array | number | null = null;
 
+  /**
+   * As `Dispatcher`'s: `sock`, an existing connected socket (made
+   * nonblocking and joined to `map`, default socketMap), or none for
+   * `createSocket` + `connect` later. The terminator starts as null.
+   * OSError from getpeername other than ENOTCONN / EINVAL propagates.
+   */
   constructor(sock?: Socket | null, map?: SocketMap) {
     super(sock, map);
   }
@@ -114,10 +137,19 @@ export class AsyncChat extends Dispatcher {
     }
   }
 
+  /** The current terminator (`terminator`): a Buffer, the bytes still to read, or null. */
   getTerminator(): Uint8Array | number | null {
     return this.terminator;
   }
 
+  /**
+   * Called on a readable event: reads up to `acInBufferSize` bytes and
+   * splits them by the terminator, calling `collectIncomingData` for each
+   * chunk and `foundTerminator` each time it is reached (the terminator may
+   * change between calls). An error from `recv` goes to `handleError`; EOF
+   * closes through `handleClose`. Bytes that may begin a split terminator
+   * wait in `acInBuffer` for the next read.
+   */
   override handleRead(): void {
     let data: Buffer;
     try {
@@ -170,10 +202,17 @@ export class AsyncChat extends Dispatcher {
     }
   }
 
+  /** Called on a writable event: one send from the queue (`initiateSend`). */
   override handleWrite(): void {
     this.initiateSend();
   }
 
+  /**
+   * Hook: the connection is over (EOF, a disconnection errno, `handleError`,
+   * or a `closeWhenDone` marker reached). The default closes the channel
+   * (asynchat's); an override should call `close()` too. Runs at most once
+   * per connection, as `Dispatcher#handleClose`.
+   */
   override handleClose(): void {
     this.close();
   }
@@ -220,10 +259,12 @@ export class AsyncChat extends Dispatcher {
     this.interestChanged();
   }
 
+  /** Always true, as asynchat's (input is never throttled; `acInBufferSize` only sizes each read). */
   override readable(): boolean {
     return true;
   }
 
+  /** True while output is queued, and before the channel is connected (so a connect's completion is seen). */
   override writable(): boolean {
     return this.producerFifo.length > 0 || !this.connected;
   }
@@ -331,13 +372,20 @@ export class AsyncChat extends Dispatcher {
 
 /** Yields `data` in pieces of `bufferSize` bytes (default 512). */
 export class SimpleProducer implements Producer {
+  /** The bytes not yet produced (a private copy, shortened by each `more()`). */
   data: Buffer;
+  /** The most bytes one `more()` returns. */
   bufferSize: number;
+  /**
+   * Copies `data` (a string is UTF-8). RangeError unless `bufferSize` is a
+   * positive integer; TypeError when `data` is not bytes or a string.
+   */
   constructor(data: BytesLike, bufferSize = 512) {
     if (!Number.isInteger(bufferSize) || bufferSize <= 0) throw new RangeError('bufferSize must be a positive integer');
     this.data = Buffer.from(toBytes(data));
     this.bufferSize = bufferSize;
   }
+  /** The next piece of at most `bufferSize` bytes (a view of `data`, not a copy); empty once all of it was produced. */
   more(): Buffer {
     if (this.data.length > this.bufferSize) {
       const r = this.data.subarray(0, this.bufferSize);

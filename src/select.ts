@@ -28,7 +28,10 @@ export {
 } from './constants.js';
 
 /** Something select/poll can watch: a descriptor number or an object with `fileno()`. */
-export type FileLike = number | { fileno(): number };
+export type FileLike = number | {
+  /** The descriptor to watch: a non-negative integer (else TypeError / RangeError, see `toFd`). */
+  fileno(): number;
+};
 
 /** Python's `_PyObject_AsFileDescriptor`: TypeError for a non-integer, RangeError for a negative one. */
 export function toFd(obj: unknown): number {
@@ -180,7 +183,8 @@ export class Poll implements Waiter {
 
   /**
    * Waits up to `timeout` milliseconds (null/undefined or negative: forever;
-   * fractions round up) and returns `[fd, revents][]`.
+   * fractions round up) and returns `[fd, revents][]`. RangeError beyond
+   * 2^31 - 1 ms (poll(2)'s int; Python: OverflowError), TypeError for NaN.
    */
   poll(timeout: number | null = null): Array<[number, number]> {
     const t = checkTimeoutNumber(timeout, 'timeout');
@@ -235,16 +239,21 @@ export class Epoll implements Waiter {
     return e;
   }
 
+  /** True once `close()` ran. */
   get closed(): boolean {
     return this.epfd < 0;
   }
 
-  /** The epoll descriptor itself (-1 once closed); it is pollable: readable when events wait. */
+  /**
+   * The epoll descriptor itself; it is pollable: readable when events wait.
+   * OSError EBADF once closed (Python: ValueError).
+   */
   fileno(): number {
     if (this.epfd < 0) throw closedError('epoll object', 'fileno');
     return this.epfd;
   }
 
+  /** Closes the epoll descriptor; a second call does nothing. Never throws (an error from close(2) is dropped). */
   close(): void {
     if (this.epfd < 0) return;
     const fd = this.epfd;
@@ -263,15 +272,31 @@ export class Epoll implements Waiter {
     if (r < 0) throw new OSError(-r, syscall);
   }
 
-  /** Adds `fd` with `eventmask` (default EPOLLIN|EPOLLPRI|EPOLLOUT). */
+  /**
+   * Adds `fd` with `eventmask` (default EPOLLIN|EPOLLPRI|EPOLLOUT; EPOLLET,
+   * EPOLLONESHOT, … may be or'ed in). OSError EEXIST when it is registered
+   * already, EBADF for a closed fd (or a closed Epoll), EPERM for a file
+   * epoll cannot watch (a regular file); TypeError / RangeError for a bad fd
+   * or a mask outside 32 bits.
+   */
   register(fd: FileLike, eventmask: number = C.EPOLLIN | C.EPOLLPRI | C.EPOLLOUT): void {
     this.ctl(C.EPOLL_CTL_ADD, fd, checkMask(eventmask), 'epoll_ctl');
   }
 
+  /**
+   * Changes the mask of a registered `fd`. OSError ENOENT when it is not
+   * registered, EBADF for a closed fd (or a closed Epoll); TypeError /
+   * RangeError as `register`.
+   */
   modify(fd: FileLike, eventmask: number): void {
     this.ctl(C.EPOLL_CTL_MOD, fd, checkMask(eventmask), 'epoll_ctl');
   }
 
+  /**
+   * Removes `fd`. OSError ENOENT when it is not registered, EBADF for a
+   * descriptor that is closed already (closing it took it out of the set;
+   * Python raises too); TypeError / RangeError for a bad fd.
+   */
   unregister(fd: FileLike): void {
     this.ctl(C.EPOLL_CTL_DEL, fd, 0, 'epoll_ctl');
   }
@@ -301,7 +326,12 @@ export class Epoll implements Waiter {
     return out;
   }
 
-  /** Allocation-free epoll_wait: fills `fds` / `events`; returns the count. Timeout in ms. */
+  /**
+   * Allocation-free epoll_wait: fills `fds` / `events` (at most the shorter
+   * one's length); returns the count. Timeout in milliseconds (negative:
+   * forever; fractions round up). RangeError for empty arrays, TypeError for
+   * a NaN timeout or arrays of the wrong type, OSError EBADF once closed.
+   */
   wait(timeoutMs: number, fds: Int32Array, events: Uint32Array): number {
     return this.waitN(timeoutMs, fds, events, Math.min(fds.length, events.length));
   }
@@ -314,6 +344,7 @@ export class Epoll implements Waiter {
     return r;
   }
 
+  /** `close()`, for `using` declarations. */
   [Symbol.for('nodejs.dispose')](): void {
     this.close();
   }

@@ -358,8 +358,18 @@ const scratch = Buffer.allocUnsafeSlow(65536);
 /** Python's socket object. */
 export class Socket {
   private fd: number;
+  /**
+   * The address family (AF_INET, AF_INET6, AF_UNIX, …): as given, or, for a
+   * wrapped `fileno` with no family argument, the kernel's (SO_DOMAIN).
+   */
   readonly family: number;
+  /**
+   * The socket type (SOCK_STREAM, SOCK_DGRAM, …) without the SOCK_NONBLOCK
+   * / SOCK_CLOEXEC flags (as Python's since 3.7); for a wrapped `fileno`
+   * with no type argument, the kernel's (SO_TYPE).
+   */
   readonly type: number;
+  /** The protocol number (0: the family's default): as given, or, for a wrapped `fileno` with no proto argument, the kernel's (SO_PROTOCOL). */
   readonly proto: number;
   private timeout: number | null;
 
@@ -640,6 +650,12 @@ export class Socket {
     return check(native.getsockopt(fd, level, option, buflen), 'getsockopt');
   }
 
+  /**
+   * The socket's own address: `[host, port]` (AF_INET; port 0 before bind),
+   * `[host, port, flowinfo, scopeId]` (AF_INET6), or a path (AF_UNIX; ''
+   * when unbound, a leading '\0' for the abstract namespace). OSError EBADF
+   * once closed.
+   */
   getsockname(): Address {
     const fd = this.live('getsockname');
     return check(native.getsockname(fd), 'getsockname') as Address;
@@ -656,6 +672,10 @@ export class Socket {
     return check(native.getFlag(this.live('getInheritable'), 1), 'fcntl') === 0;
   }
 
+  /**
+   * Whether the descriptor survives exec: true clears FD_CLOEXEC, false sets
+   * it (sockets start non-inheritable). OSError EBADF once closed.
+   */
   setInheritable(inheritable: boolean): void {
     check(native.setFlag(this.live('setInheritable'), 1, !inheritable), 'fcntl');
   }
@@ -670,6 +690,7 @@ export class Socket {
 };
 
 export interface Socket {
+  /** `close()`, for `using` declarations (`Symbol.dispose`, or `Symbol.for('nodejs.dispose')` where the runtime lacks it). */
   [Symbol.dispose](): void;
 }
 

@@ -22,6 +22,7 @@ import { socketMap, watchMap, type SocketMap } from './map.js';
 import { LoopSession, dispatchEpoll, loopOptions, passFor, releaseEpoll, syncEpoll, toWaitMs, type EpollSet, type LoopOptions } from './loop.js';
 import { now, timerQueue } from './timers.js';
 
+/** `loopAsync()`'s options: those of `loop()` (`LoopOptions`) plus an AbortSignal. */
 export interface LoopAsyncOptions extends LoopOptions {
   /** Aborting rejects the promise with the signal's reason; the channels stay as they are. */
   signal?: AbortSignal;

@@ -74,10 +74,33 @@ const fileIo: RawIo = {
 
 /** What a dispatcher's `socket` may be: a Socket, a FileWrapper, or anything socket-shaped. */
 export interface SocketLike {
+  /** The descriptor the loop waits on (a non-negative integer while open). */
   fileno(): number;
+  /**
+   * Releases the descriptor; `Dispatcher#close` calls it and ignores an
+   * OSError ENOTCONN / EBADF from it (any other error propagates).
+   */
   close(): void;
+  /**
+   * Sends bytes; returns how many were taken. Used by `Dispatcher#send` when
+   * the object is neither a Socket nor a FileWrapper: an OSError it throws
+   * is handled as the errno would be (EAGAIN: 0 sent; a disconnection errno:
+   * handleClose). Without it, sending through the dispatcher is a TypeError.
+   */
   send?(data: Uint8Array, flags?: number): number;
+  /**
+   * Receives up to `n` bytes (an empty Buffer is EOF). Used by
+   * `Dispatcher#recv` (and by the default `handleExpt` with `MSG_OOB`) when
+   * the object is neither a Socket nor a FileWrapper; an OSError it throws
+   * is handled as the errno would be (EAGAIN: empty, the channel stays open).
+   */
   recv?(n: number, flags?: number): Buffer;
+  /**
+   * An integer socket option; the dispatcher reads only `SOL_SOCKET` /
+   * `SO_ERROR` (on connect and exceptional events: 0 means no error, else
+   * the errno). Without it those events throw TypeError, which the loop
+   * hands to `handleError`.
+   */
   getsockopt?(level: number, option: number): number;
 }
 
@@ -95,16 +118,34 @@ export class Dispatcher implements Channel {
    */
   static reportsInterest = true;
 
+  /** When true, `DispatcherWithSend#send` logs each chunk it is given through `logInfo` (Python's `debug`); nothing else reads it. */
   debug = false;
   private state = 0;
+  /**
+   * Python's `closing` attribute: the library never sets or reads it; it is
+   * there for subclasses (and ported code) that record a close in progress.
+   */
   closing = false;
   /** The peer's address (connect / accepted) or the bound one. */
   addr: Address | null = null;
   /** Log types `logInfo` does not print. */
   ignoreLogTypes: ReadonlySet<string> = new Set(['warning']);
+  /** The channel's socket (or socket-like object): set by `createSocket` / `setSocket`, null before. */
   socket: Socket | SocketLike | null = null;
+  /** `[family, type]` given to `createSocket` (Python's `family_and_type`); undefined for an adopted socket. */
   familyAndType?: [number, number];
+  /**
+   * The map the channel joins by default (the constructor's `map`, else
+   * `socketMap`): `addChannel()` / `delChannel()` / `close()` use it. A
+   * listening subclass passes it on to the channels it accepts.
+   */
   protected _map: SocketMap;
+  /**
+   * The descriptor under which the channel is in its map (Python's
+   * `_fileno`), what `fileno()` returns; null before `setSocket` and once
+   * the channel left every map it joined. Subclasses read it; it is set by
+   * `setSocket` and cleared by `delChannel` / `close`.
+   */
   protected _fileno: number | null = null;
   private io: RawIo | null = null;
   private closeHandled = false;
@@ -147,6 +188,7 @@ export class Dispatcher implements Channel {
   get connected(): boolean {
     return (this.state & CONNECTED) !== 0;
   }
+  /** Setting it announces an interest change (`interestChanged()`) when the value changes. */
   set connected(v: boolean) {
     this.setState(CONNECTED, v);
   }
@@ -154,6 +196,7 @@ export class Dispatcher implements Channel {
   get accepting(): boolean {
     return (this.state & ACCEPTING) !== 0;
   }
+  /** Setting it announces an interest change (`interestChanged()`) when the value changes. */
   set accepting(v: boolean) {
     this.setState(ACCEPTING, v);
   }
@@ -161,6 +204,7 @@ export class Dispatcher implements Channel {
   get connecting(): boolean {
     return (this.state & CONNECTING) !== 0;
   }
+  /** Setting it announces an interest change (`interestChanged()`) when the value changes. */
   set connecting(v: boolean) {
     this.setState(CONNECTING, v);
   }
@@ -271,6 +315,11 @@ export class Dispatcher implements Channel {
     (this.socket as Socket).listen(num);
   }
 
+  /**
+   * Binds the socket to `addr` (see `Socket#bind`) and records it in
+   * `addr`. OSError (EADDRINUSE, EACCES, …), GaiError for a host name that
+   * does not resolve; TypeError when the socket is not a Socket.
+   */
   bind(addr: Address): void {
     this.addr = addr;
     (this.socket as Socket).bind(addr);
@@ -543,23 +592,67 @@ export class Dispatcher implements Channel {
     }
     throw new OSError(err, 'recv');
   }
+
+  /**
+   * Hook: the descriptor is readable (called from `handleReadEvent`; for a
+   * connecting channel after the connect completed). Override it to
+   * `recv()`. The default logs 'unhandled read event' as a warning (hidden
+   * by the default `ignoreLogTypes`).
+   */
   handleRead(): void {
     this.logInfo('unhandled read event', 'warning');
   }
+
+  /**
+   * Hook: the descriptor is writable (called from `handleWriteEvent`;
+   * never for a listener). Override it to `send()`. The default logs
+   * 'unhandled write event' as a warning.
+   */
   handleWrite(): void {
     this.logInfo('unhandled write event', 'warning');
   }
+
+  /**
+   * Hook: a connect completed without error (called from
+   * `handleConnectEvent`, before `connected` is set). The default logs
+   * 'unhandled connect event' as a warning. A failed connect throws OSError
+   * from `handleConnectEvent` instead, which the loop hands to `handleError`.
+   */
   handleConnect(): void {
     this.logInfo('unhandled connect event', 'warning');
   }
+
+  /**
+   * Hook: a listening channel is readable (called from `handleReadEvent`
+   * while `accepting`). The default calls `accept()` and, when a
+   * connection was pending, `handleAccepted(sock, addr)`; OSError from
+   * accept (other than EAGAIN / ECONNABORTED, which are no connection)
+   * propagates to the loop, which calls `handleError`.
+   */
   handleAccept(): void {
     const pair = this.accept();
     if (pair !== null) this.handleAccepted(pair[0], pair[1]);
   }
+
+  /**
+   * Hook: the default `handleAccept` accepted `sock` (blocking, or with
+   * the default timeout: accept4(2) without SOCK_NONBLOCK) from `addr`. Override it to wrap the socket
+   * in a handler (`new Handler(sock, this._map)`). The default closes the
+   * socket and logs 'unhandled accepted event' as a warning.
+   */
   handleAccepted(sock: Socket, _addr: Address): void {
     sock.close();
     this.logInfo('unhandled accepted event', 'warning');
   }
+
+  /**
+   * Hook: the connection is over: EOF or a disconnection errno from
+   * `recv` / `send`, a socket error on an exceptional event, a hang-up the
+   * loop saw, or `handleError`. Runs at most once per connection however
+   * it is reached (a new `setSocket` re-arms it; Python may run it twice).
+   * The default logs 'unhandled close event' as a warning and calls
+   * `close()`; an override should call `close()` too.
+   */
   handleClose(): void {
     this.logInfo('unhandled close event', 'warning');
     this.close();
@@ -595,6 +688,11 @@ export class DispatcherWithSend extends Dispatcher {
     for (const c of this.chunks) parts.push(i++ === 0 ? c.subarray(this.head) : c);
     return Buffer.concat(parts);
   }
+  /**
+   * Replaces the queued bytes with a copy of `data` (a string is UTF-8);
+   * nothing is sent until the next writable event. TypeError for a value
+   * that is not bytes or a string.
+   */
   set outBuffer(data: BytesLike) {
     const b = toBytes(data);
     const wasIdle = this.pending === 0;
@@ -655,10 +753,12 @@ export class DispatcherWithSend extends Dispatcher {
     }
   }
 
+  /** Called on a writable event: sends from the queue (`initiateSend`). */
   override handleWrite(): void {
     this.initiateSend();
   }
 
+  /** True while queued bytes wait, and before the channel is connected (so a connect's completion is seen). */
   override writable(): boolean {
     return !this.connected || this.pending > 0;
   }
@@ -688,8 +788,14 @@ export class DispatcherWithSend extends Dispatcher {
 
 /** Makes a file descriptor look like a socket for asyncore. The fd is dup'ed; closing twice is harmless. */
 export class FileWrapper implements SocketLike {
+  /** The wrapper's own (dup'ed) descriptor; -1 once closed or detached. */
   fd: number;
 
+  /**
+   * Wraps a duplicate of `fd` (dup(2)): the caller keeps, and still closes,
+   * its own. OSError EBADF for a descriptor that is not open (EMFILE when
+   * none is free); TypeError / RangeError for a non-integer or negative `fd`.
+   */
   constructor(fd: number) {
     this.fd = check(native.dup(fd), 'dup');
   }
@@ -700,6 +806,7 @@ export class FileWrapper implements SocketLike {
     const r = check(native.read(this.live(), buf, 0, n), 'read');
     return buf.subarray(0, r);
   }
+  /** The same as `recv(n)` (Python's file-like name). */
   read(n: number): Buffer {
     return this.recv(n);
   }
@@ -709,6 +816,7 @@ export class FileWrapper implements SocketLike {
     const b = toBytes(data);
     return check(native.write(this.live(), b, 0, b.byteLength), 'write');
   }
+  /** The same as `send(data)` (Python's file-like name). */
   write(data: BytesLike): number {
     return this.send(data);
   }
@@ -719,6 +827,11 @@ export class FileWrapper implements SocketLike {
     throw new TypeError('FileWrapper.getsockopt: only SOL_SOCKET/SO_ERROR is implemented');
   }
 
+  /**
+   * Closes the wrapper's descriptor; a second call (or one after `detach`)
+   * does nothing. An OSError from close(2) (EIO, …) propagates; the
+   * descriptor is given up either way (close is never retried).
+   */
   close(): void {
     if (this.fd < 0) return;
     const fd = this.fd;
@@ -726,6 +839,7 @@ export class FileWrapper implements SocketLike {
     check(native.close(fd), 'close');
   }
 
+  /** The wrapper's descriptor, or -1 once closed or detached. */
   fileno(): number {
     return this.fd;
   }
@@ -748,6 +862,13 @@ export class FileWrapper implements SocketLike {
 
 /** A dispatcher over a file descriptor (a pipe, a tty): the fd is dup'ed and made nonblocking. */
 export class FileDispatcher extends Dispatcher {
+  /**
+   * Wraps `fd` (a descriptor or an object with `fileno()`) in a FileWrapper
+   * on a duplicate, joins `map` (default socketMap) and is `connected` at
+   * once. The descriptor is made nonblocking: the flag (O_NONBLOCK) is on the
+   * open file, so the caller's `fd` is nonblocking afterwards too, as in
+   * Python. OSError EBADF for a descriptor that is not open.
+   */
   constructor(fd: number | { fileno(): number }, map?: SocketMap) {
     super(null, map);
     this.connected = true;
@@ -756,6 +877,12 @@ export class FileDispatcher extends Dispatcher {
     check(native.setFlag(n, 0, true), 'fcntl');
   }
 
+  /**
+   * Adopts a duplicate of `fd` (a new FileWrapper) as the channel's socket
+   * and joins the dispatcher's map (Python's `set_file`). It does not make
+   * the descriptor nonblocking (the constructor does). OSError EBADF for a
+   * descriptor that is not open.
+   */
   setFile(fd: number): void {
     this.socket = new FileWrapper(fd);
     this.setSocket(this.socket);

@@ -12,11 +12,19 @@
 const SHRINK_AT = 1024;
 const MIN_CAPACITY = 8;
 
+/**
+ * A first-in first-out queue on a ring buffer (Python's `collections.deque`
+ * as asynchat uses it): `push` / `shift` at the ends, `unshift` to put an
+ * item back in front, `peek` / `at` / `length` to look, all O(1) (`push` /
+ * `unshift` amortised: the ring doubles when full). It is
+ * `AsyncChat#producerFifo`, and the output queue of `DispatcherWithSend`.
+ */
 export class Fifo<T> implements Iterable<T> {
   private ring: Array<T | undefined> = new Array<T | undefined>(MIN_CAPACITY);
   private head = 0;
   private size = 0;
 
+  /** An empty queue, or one holding `items` in their iteration order (the first item at the front). */
   constructor(items?: Iterable<T>) {
     if (items !== undefined) for (const x of items) this.push(x);
   }
@@ -76,6 +84,11 @@ export class Fifo<T> implements Iterable<T> {
     this.size = 0;
   }
 
+  /**
+   * The items, front first, without removing them. The iteration reads the
+   * live ring: a push or shift during it changes what it yields (iterate
+   * `toArray()` to change the queue while going through it).
+   */
   *[Symbol.iterator](): Iterator<T> {
     for (let i = 0; i < this.size; i++) yield this.ring[(this.head + i) & (this.ring.length - 1)] as T;
   }

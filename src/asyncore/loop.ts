@@ -41,6 +41,14 @@ const C_EBADF = E.EBADF!;
 /** Which poller a loop uses. */
 export type Backend = 'select' | 'poll' | 'epoll' | BaseSelector<unknown>;
 
+/**
+ * The options of `loop()` (and, with `signal`, of `loopAsync()`). Each is
+ * checked when the loop starts: TypeError for a wrong type (a NaN timeout
+ * or count, a `backend` that is neither a known name nor an object with
+ * `select()`, a non-function `onTimerError`), RangeError for 'epoll' where
+ * it is missing (off Linux); `signals` as `SignalTrap` (TypeError /
+ * RangeError for bad names).
+ */
 export interface LoopOptions {
   /** Seconds each wait may last (default 30; null: forever). */
   timeout?: number | null;
