@@ -17,7 +17,7 @@
  */
 import { native, type FdWatcherInstance } from '../native.js';
 import * as C from '../constants.js';
-import { OSError } from '../errors.js';
+import { OSError, errno as E } from '../errors.js';
 import { socketMap, watchMap, type SocketMap } from './map.js';
 import { LoopSession, dispatchEpoll, loopOptions, passFor, releaseEpoll, syncEpoll, toWaitMs, type EpollSet, type LoopOptions } from './loop.js';
 import { now, timerQueue } from './timers.js';
@@ -58,7 +58,7 @@ export function loopAsync(options: LoopAsyncOptions = {}): Promise<void> {
   const signal = options.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(new TypeError('signal must be an AbortSignal'));
   if (signal?.aborted) return Promise.reject(signal.reason);
-  if (!C.HAVE_EPOLL) return Promise.reject(new OSError(38, 'loopAsync', 'loopAsync needs epoll (Linux)'));
+  if (!C.HAVE_EPOLL) return Promise.reject(new OSError(E.ENOSYS!, 'loopAsync', 'loopAsync needs epoll (Linux)'));
   const map = o.map ?? socketMap;
   if (running.has(map)) return Promise.reject(new Error('loopAsync is already running on this map'));
   let pass: ReturnType<typeof passFor>;
