@@ -874,7 +874,12 @@ export class FileDispatcher extends Dispatcher {
     this.connected = true;
     const n = typeof fd === 'number' ? fd : fd.fileno();
     this.setFile(n);
-    check(native.setFlag(n, 0, true), 'fcntl');
+    const rc = native.setFlag(n, 0, true);
+    if (rc < 0) {
+      // Leave nothing behind: the duplicate and the map entry go with the error.
+      this.close();
+      throw new OSError(-rc, 'fcntl');
+    }
   }
 
   /**
