@@ -11,8 +11,8 @@
 //
 // Each size: the idler holds N - 1 connections to our listener (opened in
 // batches of 2048, each accepted here before the next), plus one connection
-// made in this process whose accepted end has one unread byte, so every
-// call must report exactly 1 ready. Calls: `Poll#wait(ms, fds, events)`,
+// made in this process after them whose accepted end has one unread byte, so
+// every call must report exactly 1 ready. Calls: `Poll#wait(ms, fds, events)`,
 // `Epoll#wait(ms, fds, events)` (the allocation-free forms) and, while every
 // fd is below FD_SETSIZE, the public `select(fds, [], [], s)`; timing is
 // bench/pollers.mjs's timeCell (median of ~2 ms batches).
@@ -27,7 +27,7 @@
 // either way.
 import { parseArgs } from 'node:util';
 import { native } from '../dist/native.js';
-import { Socket, AF_INET, SOCK_STREAM, Poll, Epoll, select, POLLIN, EPOLLIN, FD_SETSIZE } from '../dist/index.js';
+import { Socket, AF_INET, SOCK_STREAM, MSG_PEEK, Poll, Epoll, select, POLLIN, EPOLLIN, FD_SETSIZE } from '../dist/index.js';
 import { timeCell } from './pollers.mjs';
 import { startIdler } from './lib/idler.mjs';
 
@@ -44,13 +44,9 @@ export async function runIdleKernel({ sizes = [10, 1010, 5010, 10010], cellMs = 
   lsock.listen(4096);
   const port = lsock.getsockname()[1];
   const lfd = lsock.fileno();
-  // The ready one: a connection made here, with one byte waiting at the accepted end.
-  const client = new Socket(AF_INET, SOCK_STREAM);
-  client.connect(['127.0.0.1', port]);
-  const [readyEnd] = lsock.accept();
-  client.send(Buffer.from('x'));
   lsock.setblocking(false);
   const idle = [];
+  const readyPairs = [];
   const idler = await startIdler(port, { maxSeconds: 600 });
   const rows = [];
   try {
@@ -70,6 +66,20 @@ export async function runIdleKernel({ sizes = [10, 1010, 5010, 10010], cellMs = 
           idle.push(r[0]);
         }
       }
+      // The ready one, made after the idle ones so that it is last both in
+      // the pollfd array and in fd number order (select(2) scans by number),
+      // as a server's newest, busy connections are.
+      const client = new Socket(AF_INET, SOCK_STREAM);
+      client.connect(['127.0.0.1', port]);
+      let acc;
+      for (const until = Date.now() + 5000; typeof (acc = native.accept4(lfd, 0)) === 'number'; ) {
+        if (Date.now() > until) throw new Error('the ready connection was not accepted in 5 s');
+        await sleep(1);
+      }
+      const readyEnd = new Socket(AF_INET, SOCK_STREAM, 0, acc[0]);
+      readyPairs.push(client, readyEnd);
+      client.send(Buffer.from('x'));
+      while (readyEnd.recv(1, MSG_PEEK).length === 0) await sleep(1);
       const fds = [...idle.slice(0, n - 1), readyEnd.fileno()];
       const outFds = new Int32Array(n), outEv = new Uint32Array(n);
       onCell(`poll N=${n}`);
@@ -99,8 +109,7 @@ export async function runIdleKernel({ sizes = [10, 1010, 5010, 10010], cellMs = 
   } finally {
     await idler.quit();
     for (const fd of idle) native.close(fd);
-    readyEnd.close();
-    client.close();
+    for (const sock of readyPairs) sock.close();
     lsock.close();
   }
   return rows;
