@@ -49,7 +49,11 @@ function readyIndices(n, k) {
   return out;
 }
 
-function timeCell(call, expect, cellMs) {
+/**
+ * Times `call()` (which must return `expect` every time): 200 warm-up calls,
+ * then ~2 ms batches for `cellMs`; returns {nsPerCall (median batch), p10, p90, calls}.
+ */
+export function timeCell(call, expect, cellMs) {
   for (let i = 0; i < 200; i++) {
     const got = call();
     if (got !== expect) throw new Error(`warm-up call returned ${got} ready, expected ${expect}`);

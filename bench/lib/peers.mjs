@@ -124,16 +124,17 @@ export const PEERS = {
 };
 
 /**
- * Spawn a server and wait for its `LISTENING <port>` line on stdout.
+ * Spawn a server and wait for its `LISTENING <port>` line on stdout (or, with
+ * `ready`, the first match of that RegExp, whose group 1 is the port).
  * @param {string} cmd
  * @param {string[]} args
- * @param {{timeoutMs?: number, env?: object, cwd?: string, stderr?: 'inherit'|'ignore'}} [opts]
+ * @param {{timeoutMs?: number, env?: object, cwd?: string, stderr?: 'inherit'|'ignore', ready?: RegExp}} [opts]
  * @returns {Promise<{port: number, pid: number, proc: import('node:child_process').ChildProcess,
  *   stop: (timeoutMs?: number) => Promise<{code: number|null, signal: string|null}>,
  *   cpuTime: () => number, rssKiB: () => number, fdCount: () => number}>}
  */
 export function startServer(cmd, args = [], opts = {}) {
-  const { timeoutMs = 10_000, env = process.env, cwd = BENCH_DIR, stderr = 'inherit' } = opts;
+  const { timeoutMs = 10_000, env = process.env, cwd = BENCH_DIR, stderr = 'inherit', ready = /^LISTENING (\d+)\s*$/m } = opts;
   const proc = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', stderr] });
   const exited = new Promise((resolve) => {
     proc.once('exit', (code, signal) => resolve({ code, signal }));
@@ -159,7 +160,7 @@ export function startServer(cmd, args = [], opts = {}) {
     proc.stdout.on('data', (chunk) => {
       if (done) return; // keep draining so a chatty server never blocks on a full pipe
       buf += chunk;
-      const m = /^LISTENING (\d+)\s*$/m.exec(buf);
+      const m = ready.exec(buf);
       if (!m) return;
       done = true;
       clearTimeout(timer);
