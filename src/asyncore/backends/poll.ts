@@ -83,7 +83,14 @@ export function poll2(timeout: number | null = 0, map: SocketMap = socketMap): v
   // A nested pass (run by a handler) polls a copy: the outer pass still reads its results.
   const nested = p.depth > 0;
   const fds = nested ? p.fds.slice(0, 2 * n) : p.fds;
-  const rc = native.poll(fds, n, ms);
+  // A scan with no timeout first: a blocking poll(2) also queues a wait
+  // entry on every descriptor it scans before the first ready one (most of a
+  // busy server's descriptors are idle), which a timeout-0 scan does not.
+  // Only when nothing is ready does the pass block. Measured beside 5 000
+  // idle connections: 1.5x the messages per second (bench/README.md, "Idle
+  // connections").
+  let rc = native.poll(fds, n, 0);
+  if (rc === 0 && ms !== 0) rc = native.poll(fds, n, ms);
   if (rc < 0) throw new OSError(-rc, 'poll');
   if (rc === 0) return;
   // Read the results out before dispatching: handlers change the array.

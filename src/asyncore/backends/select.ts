@@ -118,7 +118,11 @@ export function poll(timeout: number | null = 0, map: SocketMap = socketMap): vo
     s.sx = sx;
   }
   const counts = nested ? new Int32Array(3) : s.counts;
-  const rc = native.select(sr, nr, sw, nw, sx, nx, ms, counts);
+  // A scan with no timeout first, then the blocking wait only when nothing
+  // is ready: see the poll pass (a blocking select(2) queues a wait entry on
+  // every descriptor scanned). With nothing ready the lists are untouched.
+  let rc = native.select(sr, nr, sw, nw, sx, nx, 0, counts);
+  if (rc === 0 && ms !== 0) rc = native.select(sr, nr, sw, nw, sx, nx, ms, counts);
   if (rc < 0) throw new OSError(-rc, 'select');
   if (rc === 0) return;
   const cr = counts[0]!, cw = counts[1]!, cx = counts[2]!;
