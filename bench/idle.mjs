@@ -672,7 +672,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     servers = servers.filter((s) => want.includes(s.name));
   }
   const pyMissing = opt['no-python'] ? 'skipped by --no-python' : pythonMissing();
-  const outDir = path.resolve(opt.out ?? path.join(BENCH_DIR, 'results', quick ? 'quick' : ''));
+  // Into bench/out/ (git-ignored) as every benchmark; `npm run bench -- --only idle --record` copies to bench/results/.
+  const outDir = path.resolve(opt.out ?? path.join(BENCH_DIR, 'out', quick ? 'quick' : ''));
   const command = `node bench/idle.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
   const startedAt = new Date().toISOString();
   const machine = machineInfo();

@@ -6,7 +6,7 @@
 //   npm run bench -- --soak       # 10 000 connections for 30 s through our epoll loop
 //   npm run bench -- --record     # also copy the results to bench/results/ (committed; the README's figures)
 //   npm run bench -- --charts DIR # only redraw DIR's charts from its results.json / soak.json (no measuring)
-//   options: --only pollers|echo|timers|queues|soak  --runs N  --duration S  --warmup S  --no-python  --out DIR
+//   options: --only pollers|echo|timers|queues|idle|soak  --runs N  --duration S  --warmup S  --no-python  --out DIR
 //
 // Builds what it needs (the C tools with make, the addon and dist/ when
 // missing or older than src/), skips the Python rows with a stated reason when
@@ -496,6 +496,15 @@ PARTS.push(
     ],
     limitS: 600,
   }),
+  // About 27 minutes in full (120 runs; --quick about 2), so only with --only idle.
+  scriptPart({
+    name: 'idle',
+    inDefault: false,
+    script: path.join(BENCH_DIR, 'idle.mjs'),
+    file: 'idle.json',
+    args: (dir, ctx) => [...(quick ? ['--quick'] : []), ...(ctx.pyMissing ? ['--no-python'] : []), '--out', dir],
+    limitS: 50 * 60,
+  }),
 );
 
 /** --charts DIR: redraws the charts of DIR's saved results (after a change to a chart, not to a figure). */
@@ -558,8 +567,13 @@ try {
   results.finishedAt = new Date().toISOString();
   results.quietWaitSeconds = +(quietSpentMs / 1000).toFixed(1);
   results.totalSeconds = +((performance.now() - t0) / 1000).toFixed(1);
-  const name = only.size === 1 && only.has('soak') ? 'soak' : 'results';
-  const files = [`${name}.json`, `${name === 'soak' ? 'soak-summary' : 'summary'}.md`, ...written];
+  // A run of some parts only writes files of its own name, so it never
+  // replaces the full run's results.json (here or, with --record, the committed copy).
+  const defaults = PARTS.filter((p) => p.inDefault && (!quick || p.inQuick !== false)).map((p) => p.name);
+  const full = only.size === defaults.length && defaults.every((n) => only.has(n));
+  // (The soak keeps its soak.json; a script part writes its own NAME.json, so the run's file is run-NAME.json.)
+  const name = full ? 'results' : only.size === 1 && only.has('soak') ? 'soak' : `run-${[...only].join('-')}`;
+  const files = [`${name}.json`, `${full ? 'summary' : `${name}-summary`}.md`, ...written];
   writeFileSync(path.join(outDir, files[0]), JSON.stringify(results, null, 1) + '\n');
   writeFileSync(path.join(outDir, files[1]), md.join('\n'));
   print(`\nWrote ${path.relative(ROOT, outDir) || '.'}/: ${files.join(', ')} (${results.totalSeconds} s in all, ${results.quietWaitSeconds} s of it waiting for a quiet machine)\n`);
