@@ -1,4 +1,7 @@
 {
+  "variables": {
+    "an_portable": "<!(node -p \"process.env.ASYNCORE_NATIVE_PORTABLE === '1' ? 1 : 0\")"
+  },
   "targets": [
     {
       "target_name": "asyncore_native",
@@ -19,6 +22,9 @@
         ["OS=='linux'", {
           "sources": ["native/epoll.cc"],
           "defines": ["AN_HAVE_EPOLL"]
+        }],
+        ["an_portable==1", {
+          "defines": ["AN_PORTABLE=1"]
         }],
         ["'<!(node -p \"process.env.ASYNCORE_NATIVE_SANITIZE || ''\")'=='1'", {
           "cflags_cc": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined", "-O1", "-g"],

@@ -28,6 +28,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "portable.h"
 #include "util.h"
 
 namespace an {
@@ -175,7 +176,7 @@ Napi::Value SignalTrapOpen(const Napi::CallbackInfo& info) {
   while (i < kSlots && gSlots[i].open) i++;
   if (i == kSlots) return Napi::Number::New(env, -EMFILE);
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return Napi::Number::New(env, -errno);
+  if (Pipe2(fds, true) < 0) return Napi::Number::New(env, -errno);
   Slot& s = gSlots[i];
   s.pending.store(0);
   s.first.store(0);

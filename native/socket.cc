@@ -1,6 +1,7 @@
 // socket(2) family: one exported function per syscall, named after it.
 // Results are the syscall's value or -errno. Every descriptor the addon
-// creates is close-on-exec (children only get what they are handed).
+// creates is close-on-exec (children only get what they are handed), and no
+// send raises SIGPIPE; portable.h says how on each platform.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -14,10 +15,22 @@
 #include <cstring>
 #include <string>
 
+#include "portable.h"
 #include "util.h"
 
 namespace an {
 namespace {
+
+// BSD and macOS sockaddrs carry their own length (sa_len), and their
+// getnameinfo(3) refuses one that disagrees with the length passed.
+inline void SetSockaddrLen(sockaddr_storage* ss, socklen_t len) {
+#ifdef SIN6_LEN
+  ss->ss_len = static_cast<uint8_t>(len);
+#else
+  (void)ss;
+  (void)len;
+#endif
+}
 
 // Parses a JS address for `family` into `ss`. Throws on misuse.
 // AF_INET: [host, port]; AF_INET6: [host, port, flowinfo?, scopeId?] with a
@@ -91,6 +104,7 @@ bool ParseAddress(const Napi::CallbackInfo& info, size_t i, int family,
       return false;
     }
     *len = sizeof(sockaddr_in);
+    SetSockaddrLen(ss, *len);
     return true;
   }
   auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
@@ -123,6 +137,7 @@ bool ParseAddress(const Napi::CallbackInfo& info, size_t i, int family,
     return false;
   }
   *len = sizeof(sockaddr_in6);
+  SetSockaddrLen(ss, *len);
   return true;
 }
 
@@ -161,12 +176,34 @@ Napi::Value FormatAddress(Napi::Env env, const sockaddr_storage* ss, socklen_t l
   }
 }
 
+#if !AN_USE_ACCEPT4
+// The fallbacks apply SOCK_NONBLOCK by fcntl where the headers define it (the
+// portable build on Linux; macOS has neither flag): it and SOCK_CLOEXEC are
+// taken out of `flags`, and the answer is whether nonblocking was asked.
+bool TakeSockFlags(int* flags) {
+  bool nonblock = false;
+#ifdef SOCK_NONBLOCK
+  nonblock = (*flags & SOCK_NONBLOCK) != 0;
+  *flags &= ~SOCK_NONBLOCK;
+#endif
+#ifdef SOCK_CLOEXEC
+  *flags &= ~SOCK_CLOEXEC;
+#endif
+  return nonblock;
+}
+#endif
+
 Napi::Value Socket(const Napi::CallbackInfo& info) {
   int family, type, proto;
   if (!GetI32(info, 0, "family", &family) || !GetI32(info, 1, "type", &type) ||
       !GetI32(info, 2, "proto", &proto))
     return Napi::Value();
+#if AN_USE_SOCK_FLAGS
   return Result(info.Env(), ::socket(family, type | SOCK_CLOEXEC, proto));
+#else
+  bool nonblock = TakeSockFlags(&type);
+  return Result(info.Env(), Adopt(::socket(family, type, proto), nonblock, true));
+#endif
 }
 
 Napi::Value Socketpair(const Napi::CallbackInfo& info) {
@@ -174,8 +211,14 @@ Napi::Value Socketpair(const Napi::CallbackInfo& info) {
   if (!GetI32(info, 0, "family", &family) || !GetI32(info, 1, "type", &type) ||
       !GetI32(info, 2, "proto", &proto))
     return Napi::Value();
+#if AN_USE_SOCK_FLAGS
   if (::socketpair(family, type | SOCK_CLOEXEC, proto, sv) < 0)
     return Napi::Number::New(info.Env(), -errno);
+#else
+  bool nonblock = TakeSockFlags(&type);
+  if (::socketpair(family, type, proto, sv) < 0 || AdoptPair(sv, nonblock, true) < 0)
+    return Napi::Number::New(info.Env(), -errno);
+#endif
   Napi::Array a = Napi::Array::New(info.Env(), 2);
   a.Set(0u, Napi::Number::New(info.Env(), sv[0]));
   a.Set(1u, Napi::Number::New(info.Env(), sv[1]));
@@ -184,7 +227,7 @@ Napi::Value Socketpair(const Napi::CallbackInfo& info) {
 
 Napi::Value Pipe(const Napi::CallbackInfo& info) {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) < 0) return Napi::Number::New(info.Env(), -errno);
+  if (Pipe2(fds, false) < 0) return Napi::Number::New(info.Env(), -errno);
   Napi::Array a = Napi::Array::New(info.Env(), 2);
   a.Set(0u, Napi::Number::New(info.Env(), fds[0]));
   a.Set(1u, Napi::Number::New(info.Env(), fds[1]));
@@ -221,17 +264,29 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
 }
 
 // accept4(fd, flags) -> [newfd, address] or -errno. SOCK_CLOEXEC is always
-// added; SOCK_NONBLOCK is the caller's choice.
+// added; SOCK_NONBLOCK is the caller's choice. Where accept4(2) is missing,
+// accept(2) and then fcntl, with accept4's EINVAL for a flag it does not know.
 Napi::Value Accept4(const Napi::CallbackInfo& info) {
   int fd, flags;
   if (!GetFd(info, 0, &fd) || !GetI32(info, 1, "flags", &flags)) return Napi::Value();
+#if !AN_USE_ACCEPT4
+  bool nonblock = TakeSockFlags(&flags);
+  if (flags != 0) return Napi::Number::New(info.Env(), -EINVAL);
+#endif
   sockaddr_storage ss;
   socklen_t len;
   int r;
   do {
     len = sizeof(ss);
+#if AN_USE_ACCEPT4
     r = ::accept4(fd, reinterpret_cast<sockaddr*>(&ss), &len, flags | SOCK_CLOEXEC);
+#else
+    r = ::accept(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+#endif
   } while (r < 0 && errno == EINTR);
+#if !AN_USE_ACCEPT4
+  r = Adopt(r, nonblock, true, true);
+#endif
   if (r < 0) return Napi::Number::New(info.Env(), -errno);
   Napi::Array a = Napi::Array::New(info.Env(), 2);
   a.Set(0u, Napi::Number::New(info.Env(), r));
@@ -240,7 +295,8 @@ Napi::Value Accept4(const Napi::CallbackInfo& info) {
 }
 
 // send(fd, buf, off, len, flags): bytes sent or -errno; always MSG_NOSIGNAL
-// so a closed peer is EPIPE, never SIGPIPE.
+// (where it exists, else the socket's SO_NOSIGPIPE) so a closed peer is
+// EPIPE, never SIGPIPE.
 Napi::Value Send(const Napi::CallbackInfo& info) {
   int fd, flags;
   uint8_t* p;
@@ -248,7 +304,7 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
   if (!GetFd(info, 0, &fd) || !GetWindow(info, 1, &p, &n) || !GetI32(info, 4, "flags", &flags))
     return Napi::Value();
   ssize_t r;
-  do r = ::send(fd, p, n, flags | MSG_NOSIGNAL);
+  do r = ::send(fd, p, n, flags | AN_SEND_FLAGS);
   while (r < 0 && errno == EINTR);
   return Result(info.Env(), r);
 }
@@ -275,7 +331,7 @@ Napi::Value Sendto(const Napi::CallbackInfo& info) {
       !GetI32(info, 5, "family", &family) || !ParseAddress(info, 6, family, &ss, &len))
     return Napi::Value();
   ssize_t r;
-  do r = ::sendto(fd, p, n, flags | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&ss), len);
+  do r = ::sendto(fd, p, n, flags | AN_SEND_FLAGS, reinterpret_cast<sockaddr*>(&ss), len);
   while (r < 0 && errno == EINTR);
   return Result(info.Env(), r);
 }
@@ -519,9 +575,44 @@ Napi::Value Getnameinfo(const Napi::CallbackInfo& info) {
   return a;
 }
 
+#if !AN_USE_GETHOSTBYADDR_R
+// The reverse lookup where gethostbyaddr_r is missing: getnameinfo(3) with
+// NI_NAMEREQD, thread-safe everywhere, asks the same sources (glibc's own
+// getnameinfo is built on gethostbyaddr_r). It finds the name only, so the
+// aliases come back empty. Returns 0, or the h_errno gethostbyaddr sets for
+// the same failure (glibc folds HOST_NOT_FOUND and NO_DATA into EAI_NONAME),
+// so the TS layer raises the same HError.
+int ReverseLookup(int family, const unsigned char* a, char* name, size_t size) {
+  sockaddr_storage ss;
+  std::memset(&ss, 0, sizeof(ss));
+  socklen_t len;
+  if (family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    std::memcpy(&sin->sin_addr, a, 4);
+    len = sizeof(sockaddr_in);
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    std::memcpy(&sin6->sin6_addr, a, 16);
+    len = sizeof(sockaddr_in6);
+  }
+  SetSockaddrLen(&ss, len);
+  int rc = ::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, name, size, nullptr, 0, NI_NAMEREQD);
+  switch (rc) {
+    case 0: return 0;
+    case EAI_NONAME: return HOST_NOT_FOUND;
+    case EAI_AGAIN: return TRY_AGAIN;
+    case EAI_FAIL: return NO_RECOVERY;
+    default: return NETDB_INTERNAL;
+  }
+}
+#endif
+
 // gethostbyaddr(family, addrBytes) -> [name, aliases, addrtype, addresses]
 // (addresses as text), or {herrno, message} (h_errno, hstrerror). Uses
-// gethostbyaddr_r with a buffer grown on ERANGE. Blocking, as Python's.
+// gethostbyaddr_r with a buffer grown on ERANGE, or ReverseLookup where that
+// is missing. Blocking, as Python's.
 Napi::Value Gethostbyaddr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int family;
@@ -533,6 +624,7 @@ Napi::Value Gethostbyaddr(const Napi::CallbackInfo& info) {
   std::memcpy(a, addr.data, addr.len);
   hostent he, *h = nullptr;
   int herr = 0;
+#if AN_USE_GETHOSTBYADDR_R
   std::string buf(16384, '\0');
   for (;;) {
     int rc = ::gethostbyaddr_r(a, static_cast<socklen_t>(addr.len), family, &he, &buf[0], buf.size(), &h, &herr);
@@ -542,6 +634,21 @@ Napi::Value Gethostbyaddr(const Napi::CallbackInfo& info) {
     }
     break;
   }
+#else
+  // The entry gethostbyaddr would give: the name, no aliases, the address asked.
+  char name[NI_MAXHOST];
+  char* noAliases[1] = {nullptr};
+  char* addrList[2] = {reinterpret_cast<char*>(a), nullptr};
+  herr = ReverseLookup(family, a, name, sizeof(name));
+  if (herr == 0) {
+    he.h_name = name;
+    he.h_aliases = noAliases;
+    he.h_addrtype = family;
+    he.h_length = static_cast<int>(addr.len);
+    he.h_addr_list = addrList;
+    h = &he;
+  }
+#endif
   if (h == nullptr) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("herrno", Napi::Number::New(env, herr));

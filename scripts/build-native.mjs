@@ -17,8 +17,11 @@
 // they are on the machine (`--nodedir`, never a download). node-gyp is this
 // checkout's devDependency or, in a user's install, the one npm brings
 // (npm_config_node_gyp). ASYNCORE_NATIVE_SANITIZE=1 builds with ASan + UBSan
-// into build-asan/ instead of build/. The prebuilt and the sanitizer builds
-// are made in a scratch copy of the sources, so build/ is never touched.
+// into build-asan/ instead of build/; ASYNCORE_NATIVE_PORTABLE=1 builds the
+// portable paths (AN_PORTABLE: the fallbacks macOS and the BSDs compile;
+// epoll.cc stays, as a build choice, not a feature test) into build-portable/ (npm run build:portable). The prebuilt, sanitizer and
+// portable builds are made in a scratch copy of the sources, so build/ is
+// never touched.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { accessSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, cpSync } from 'node:fs';
@@ -156,6 +159,10 @@ function prebuild() {
 function fromSource(why) {
   if (process.env.ASYNCORE_NATIVE_SANITIZE === '1') {
     place(scratchBuild('A sanitizer build was asked for', process.env), path.join(root, 'build-asan', 'Release', NAME));
+    return;
+  }
+  if (process.env.ASYNCORE_NATIVE_PORTABLE === '1') {
+    place(scratchBuild('A portable build was asked for', process.env), path.join(root, 'build-portable', 'Release', NAME));
     return;
   }
   gypRebuild(root, why);

@@ -90,6 +90,10 @@ export const MSG_DONTWAIT = u('MSG_DONTWAIT');
 export const MSG_WAITALL = u('MSG_WAITALL');
 /** recv flag (Linux): return the real length of a datagram longer than the buffer. */
 export const MSG_TRUNC = u('MSG_TRUNC');
+/** send flag: no SIGPIPE for a closed peer (EPIPE only); `send` always adds it. 0 where missing (macOS). */
+export const MSG_NOSIGNAL = u('MSG_NOSIGNAL');
+/** Socket option (int, macOS): no SIGPIPE on this socket; set on every socket made where MSG_NOSIGNAL is missing, 0 elsewhere. */
+export const SO_NOSIGPIPE = u('SO_NOSIGPIPE');
 /** getaddrinfo flag: addresses for bind (a null host is the wildcard). */
 export const AI_PASSIVE = u('AI_PASSIVE');
 /** getaddrinfo flag: fill in the canonical name of the host. */

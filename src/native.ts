@@ -7,7 +7,7 @@
  * TypeError / RangeError. Wait timeouts are milliseconds (negative = forever).
  *
  * `ASYNCORE_NATIVE_BUILD` picks the build folder (`build`, `build-cmake`,
- * `build-asan`); by default node-gyp-build's search from the package root.
+ * `build-asan`, `build-portable`); by default node-gyp-build's search from the package root.
  */
 import path from 'node:path';
 

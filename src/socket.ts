@@ -82,6 +82,21 @@ export function getaddrinfo(
   return r as Array<[number, number, number, string, Address]>;
 }
 
+/**
+ * The address family of the open socket `fd`: SO_DOMAIN, or where the
+ * platform lacks it (macOS, the portable build) the family of getsockname's
+ * address, as CPython does there; `fallback` for a family the addon does not
+ * format. A negative errno when `fd` is not an open socket (EBADF, ENOTSOCK).
+ */
+function socketFamily(fd: number, fallback: number): number {
+  if (C.SO_DOMAIN !== 0) return native.getsockopt(fd, C.SOL_SOCKET, C.SO_DOMAIN) as number;
+  const a = native.getsockname(fd);
+  if (typeof a === 'number') return a;
+  if (typeof a === 'string') return C.AF_UNIX;
+  if (Array.isArray(a)) return a.length === 2 ? C.AF_INET : C.AF_INET6;
+  return fallback;
+}
+
 /** The error for a failed getaddrinfo / getnameinfo: OSError for EAI_SYSTEM, else GaiError. */
 function gaiFailure(r: { eai: number; errno: number; message: string }, syscall: string, host?: string): Error {
   if (r.eai === C.EAI_SYSTEM && r.errno) return new OSError(r.errno, syscall);
@@ -385,13 +400,14 @@ export class Socket {
     const baseType = type & ~(C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
     if (fileno !== undefined) {
       if (typeof fileno !== 'number' || !Number.isInteger(fileno) || fileno < 0) throw new TypeError('fileno must be a non-negative integer');
-      const dom = native.getsockopt(fileno, C.SOL_SOCKET, C.SO_DOMAIN);
-      check(dom, 'getsockopt');
+      const dom = socketFamily(fileno, family);
+      check(dom, C.SO_DOMAIN !== 0 ? 'getsockopt' : 'getsockname');
       this.fd = fileno;
-      this.family = family === C.AF_INET && arguments[0] === undefined ? (dom as number) : family;
+      this.family = family === C.AF_INET && arguments[0] === undefined ? dom : family;
       const ty = native.getsockopt(fileno, C.SOL_SOCKET, C.SO_TYPE) as number;
       this.type = arguments[1] === undefined && ty >= 0 ? ty : baseType;
-      const pr = native.getsockopt(fileno, C.SOL_SOCKET, C.SO_PROTOCOL) as number;
+      // Without SO_PROTOCOL (macOS) the protocol is the argument, as in CPython there.
+      const pr = C.SO_PROTOCOL !== 0 ? (native.getsockopt(fileno, C.SOL_SOCKET, C.SO_PROTOCOL) as number) : -1;
       this.proto = arguments[2] === undefined && pr >= 0 ? pr : proto;
       const nb = native.getFlag(fileno, 0);
       this.timeout = nb === 1 ? 0 : defaultTimeout;

@@ -410,7 +410,7 @@ export class TCPServer<Req = Socket> extends BaseServer<Req> {
   /** Hook: sets the reuse options, binds, and records the bound address in `serverAddress`. */
   serverBind(): void {
     if (this.allowReuseAddress) this.socket.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1);
-    if (this.allowReusePort && SO_REUSEPORT !== undefined) this.socket.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1);
+    if (this.allowReusePort && SO_REUSEPORT !== 0) this.socket.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1);
     this.socket.bind(this.serverAddress);
     this.serverAddress = this.socket.getsockname();
   }
