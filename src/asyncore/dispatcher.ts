@@ -22,6 +22,7 @@ import { OSError, check, errno as E, errorcode, strerror } from '../errors.js';
 import { Socket, toBytes, type Address, type BytesLike } from '../socket.js';
 import { ChannelMap, notifyMap, socketMap, type Channel, type SocketMap } from './map.js';
 import { Fifo } from './fifo.js';
+import { announcesEveryChange } from './interest.js';
 
 const CONNECTED = 1, ACCEPTING = 2, CONNECTING = 4;
 
@@ -423,7 +424,7 @@ export class Dispatcher implements Channel {
         }
         if (r > 0) {
           const out = Buffer.allocUnsafe(r);
-          slab.copy(out, 0, off, off + r);
+          out.set(slab.subarray(off, off + r)); // Buffer#copy validates its arguments and makes the same view itself
           return out;
         }
       }
@@ -785,6 +786,9 @@ export class DispatcherWithSend extends Dispatcher {
     return undefined;
   }
 }
+
+// Their inputs (the state bits, the queue) announce every change.
+announcesEveryChange(Dispatcher.prototype.readable, Dispatcher.prototype.writable, DispatcherWithSend.prototype.writable);
 
 /** Makes a file descriptor look like a socket for asyncore. The fd is dup'ed; closing twice is harmless. */
 export class FileWrapper implements SocketLike {

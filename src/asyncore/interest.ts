@@ -48,6 +48,8 @@ export class Registration {
   classReports = -1;
   /** The next ask looks for methods of the object's own (it joined, or was announced). */
   checkOwn = true;
+  /** Asked again after each dispatch (false when both methods are the library's own, which announce every change). */
+  afterDispatch = true;
   /** Backend bookkeeping: an index into the poller's arrays (poll, select), or the kernel mask (epoll). */
   slot = -1;
   slotW = -1;
@@ -105,6 +107,16 @@ function classReports(obj: Channel): boolean {
     declared.set(proto, v);
   }
   return v;
+}
+
+// The library's own readable()/writable() whose every input is announced
+// when it changes (state setters, queues): a channel using only these needs
+// no question after a dispatch, which saves one per message.
+const announcing = new WeakSet<object>();
+
+/** Internal: marks library methods whose inputs all announce their changes. */
+export function announcesEveryChange(...methods: Array<() => boolean>): void {
+  for (const m of methods) announcing.add(m);
 }
 
 // ------------------------------------------------ wake-up descriptors
@@ -214,7 +226,7 @@ export abstract class InterestCache {
 
   /** After a dispatch: the channel's answers may have changed; ask it at the next sync. */
   touch(r: Registration): void {
-    if (!r.dirty && r.tracked && !r.gone) this.mark(r);
+    if (!r.dirty && r.tracked && r.afterDispatch && !r.gone) this.mark(r);
   }
 
   /** Forgets `r` (it left the map). */
@@ -246,6 +258,7 @@ export abstract class InterestCache {
     if (r.checkOwn || r.mask === UNKNOWN) {
       r.checkOwn = false;
       tracked = r.classReports === 1 && !ownMethods(obj);
+      r.afterDispatch = !(announcing.has(obj.readable) && announcing.has(obj.writable));
     }
     if (tracked !== r.tracked || r.mask === UNKNOWN) {
       r.tracked = tracked;
