@@ -54,6 +54,8 @@ const SLAB_SIZE = 256 * 1024;
 const SLAB_MAX_READ = 65536;
 const SLAB_VIEW_MIN = 8192;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+/** The same bytes as a plain Uint8Array: its subarray() skips Buffer's species lookup. */
+let slabBytes = new Uint8Array(slab.buffer, slab.byteOffset, slab.byteLength);
 let slabOff = 0;
 
 /** Where the default handleExpt reads the urgent byte it drops. */
@@ -413,6 +415,7 @@ export class Dispatcher implements Channel {
       } else {
         if (SLAB_SIZE - slabOff < bufferSize) {
           slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+          slabBytes = new Uint8Array(slab.buffer, slab.byteOffset, slab.byteLength);
           slabOff = 0;
         }
         const off = slabOff;
@@ -424,7 +427,7 @@ export class Dispatcher implements Channel {
         }
         if (r > 0) {
           const out = Buffer.allocUnsafe(r);
-          out.set(slab.subarray(off, off + r)); // Buffer#copy validates its arguments and makes the same view itself
+          out.set(slabBytes.subarray(off, off + r)); // Buffer#copy validates its arguments and makes the same view itself
           return out;
         }
       }

@@ -168,6 +168,8 @@ export abstract class InterestCache {
   readonly regs = new Map<number, Registration>();
   /** Wake-up descriptors, by descriptor. */
   readonly wakes = new Map<number, Registration>();
+  /** Every current registration (channels and wake-ups) indexed by descriptor, for the per-event lookup. */
+  private readonly byFd: Array<Registration | undefined> = [];
   /** How many registrations (channels and wake-ups) have a non-zero mask. */
   interested = 0;
   private dirty: Registration[] = [];
@@ -215,6 +217,7 @@ export abstract class InterestCache {
   private create(fd: number, obj: Channel): Registration {
     const r = new Registration(fd, obj);
     this.regs.set(fd, r);
+    this.byFd[fd] = r;
     return r;
   }
 
@@ -234,6 +237,7 @@ export abstract class InterestCache {
     if (r.gone || this.regs.get(r.fd) !== r) return;
     r.gone = true;
     this.regs.delete(r.fd);
+    if (this.byFd[r.fd] === r) this.byFd[r.fd] = this.wakes.get(r.fd);
     this.untracked.delete(r);
     if (r.mask > 0) {
       this.unapply(r);
@@ -328,7 +332,7 @@ export abstract class InterestCache {
 
   /** The registration a ready descriptor belongs to, if it is still current. */
   lookup(fd: number): Registration | undefined {
-    return this.regs.get(fd) ?? this.wakes.get(fd);
+    return this.byFd[fd];
   }
 
   /** Whether `r` may still be dispatched: its channel is in the map under its fd (or it is a wake-up). */
@@ -343,6 +347,7 @@ export abstract class InterestCache {
     if (old !== undefined) this.removeWake(fd);
     const r = new Registration(fd, wakeChannel, onReady);
     this.wakes.set(fd, r);
+    if (this.byFd[fd] === undefined) this.byFd[fd] = r;
     this.interested++;
     this.apply(r, READ);
     r.mask = READ;
@@ -352,6 +357,7 @@ export abstract class InterestCache {
     const r = this.wakes.get(fd);
     if (r === undefined) return;
     this.wakes.delete(fd);
+    if (this.byFd[fd] === r) this.byFd[fd] = this.regs.get(fd);
     r.gone = true;
     this.unapply(r);
     this.interested--;
