@@ -158,7 +158,7 @@ describe('queues are O(1) per item', () => {
   // Each round measures both sizes back to back and yields one ratio; the
   // median of seven rounds is checked, so one disturbed round (a busy shared
   // machine, a GC of the other size's garbage) cannot decide the result.
-  it.each(['AsyncChat', 'DispatcherWithSend'] as const)('%s: time per item draining 200 000 queued items stays flat against 50 000 (ratio < 2)', (kind) => {
+  it.each(['AsyncChat', 'DispatcherWithSend'] as const)('%s: time per item draining 200 000 queued items stays flat against 50 000 (ratio < 2.5)', (kind) => {
     drainTime(kind, 10_000);
     const ratios: number[] = [];
     const seen: string[] = [];
@@ -169,7 +169,10 @@ describe('queues are O(1) per item', () => {
       seen.push(`${(small * 1e6).toFixed(2)}/${(large * 1e6).toFixed(2)}`);
     }
     ratios.sort((x, y) => x - y);
-    expect(ratios[3], `µs/item at 50 000 / 200 000 per round: ${seen.join(' ')}`).toBeLessThan(2);
+    // A larger live heap (one Buffer per queued item, as Python keeps one bytes
+    // object) costs the GC more per item: up to ~2 seen on a quiet machine; the
+    // Array#shift queues these replaced gave 2.6-3.0 and minutes at 200 000.
+    expect(ratios[3], `µs/item at 50 000 / 200 000 per round: ${seen.join(' ')}`).toBeLessThan(2.5);
   });
 });
 
